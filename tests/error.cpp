@@ -1,0 +1,62 @@
+// Errors: the category, messages, and the answer each error gets on the wire.
+#include <websockets/error.hpp>
+
+#include <doctest/doctest.h>
+
+#include <ostream>  // doctest prints std::error_code through it
+#include <set>
+#include <string>
+
+using websockets::close_code;
+using websockets::error;
+
+TEST_CASE("errors convert to std::error_code in the websockets category") {
+  const std::error_code ec = error::invalid_utf8;
+  CHECK(ec.category().name() == std::string{"websockets"});
+  CHECK(&ec.category() == &websockets::error_category());
+  CHECK(ec == error::invalid_utf8);
+  CHECK(ec != error::bad_key);
+  CHECK(ec.message() == "text message is not UTF-8");
+  CHECK(std::error_code{} != error::invalid_utf8);
+}
+
+TEST_CASE("every error has its own readable message") {
+  std::set<std::string> seen;
+  const auto check_range = [&](int first, int last) {
+    for (int value = first; value <= last; ++value) {
+      const std::string text = make_error_code(static_cast<error>(value)).message();
+      CHECK(text.find("unknown") == std::string::npos);
+      CHECK(seen.insert(text).second);
+    }
+  };
+  check_range(static_cast<int>(error::reserved_bits), static_cast<int>(error::too_many_fragments));
+  check_range(static_cast<int>(error::head_too_large), static_cast<int>(error::too_many_connections));
+  check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::unrequested_subprotocol));
+  CHECK(make_error_code(static_cast<error>(9999)).message() == "unknown websockets error 9999");
+}
+
+TEST_CASE("framing errors map to the close codes RFC 6455 asks for") {
+  CHECK(close_code_for(error::reserved_bits) == close_code::protocol_error);
+  CHECK(close_code_for(error::unknown_opcode) == close_code::protocol_error);
+  CHECK(close_code_for(error::unmasked_frame) == close_code::protocol_error);
+  CHECK(close_code_for(error::bad_close_code) == close_code::protocol_error);
+  CHECK(close_code_for(error::bad_close_size) == close_code::protocol_error);
+  CHECK(close_code_for(error::invalid_utf8) == close_code::invalid_payload);
+  CHECK(close_code_for(error::bad_close_reason) == close_code::invalid_payload);
+  CHECK(close_code_for(error::frame_too_big) == close_code::message_too_big);
+  CHECK(close_code_for(error::message_too_big) == close_code::message_too_big);
+  CHECK(close_code_for(error::too_many_fragments) == close_code::message_too_big);
+}
+
+TEST_CASE("handshake errors map to HTTP statuses") {
+  CHECK(http_status_for(error::head_too_large) == 431);
+  CHECK(http_status_for(error::not_upgrade) == 426);
+  CHECK(http_status_for(error::bad_version) == 426);
+  CHECK(http_status_for(error::forbidden) == 403);
+  CHECK(http_status_for(error::not_found) == 404);
+  CHECK(http_status_for(error::too_many_connections) == 503);
+  CHECK(http_status_for(error::bad_key) == 400);
+  CHECK(http_status_for(error::bad_method) == 400);
+  CHECK(http_status_for(error::missing_host) == 400);
+  CHECK(http_status_for(error::malformed_request) == 400);
+}
