@@ -18,7 +18,8 @@ namespace websockets {
 
 /// Size limits a parser enforces; past any of them it fails with 1009.
 struct parser_limits {
-  /// Largest payload of one frame, checked when its head arrives.
+  /// Largest payload of one data frame, checked when its head arrives. Control frames
+  /// are bounded by the protocol instead (125 bytes).
   std::uint64_t max_frame_size = 16 * 1024 * 1024;
   /// Largest message (all its frames' payloads), checked when each head arrives, so an
   /// oversized message fails before its payload is read.
@@ -98,14 +99,19 @@ struct parse_result {
 };
 
 /// Reads frames from bytes as they arrive. Feed it the unread part of the input again
-/// and again; each call returns at most one event and the number of bytes it used:
+/// and again, until it says `need_more`; each call returns at most one event and the
+/// number of bytes it used:
 ///
-///     while (!input.empty()) {
+///     for (;;) {
 ///       auto [event, used] = parser.parse(input);
 ///       input = input.subspan(used);
 ///       if (std::holds_alternative<parse::need_more>(event)) break;
 ///       ... handle event ...
 ///     }
+///
+/// Keep calling even when the input is used up: the event after a frame's last payload
+/// byte (`frame_end` or `message_end`) comes from the next call, which needs no input.
+/// `need_more` means the input is used up; the next call may start with new bytes.
 ///
 /// Any split of the same bytes gives the same events, except that payload may arrive in
 /// more, smaller `data` pieces. Payload is unmasked in place in the caller's buffer, so
@@ -130,18 +136,28 @@ public:
   void set_limits(const parser_limits& limits) noexcept { options_.limits = limits; }
 
 private:
+  // head: reading a frame head; payload: handing on a data frame's payload, then its
+  // frame_end or message_end; control_payload: gathering a control frame's payload.
   enum class state : std::uint8_t { head, payload, control_payload, failed };
 
   parse_result fail(websockets::error code, std::size_t consumed) noexcept;
-  parse_result start_frame(std::size_t consumed) noexcept;
-  parse_result finish_control() noexcept;
+  std::size_t gather_head(std::span<const std::byte> input, std::size_t want) noexcept;
+  [[nodiscard]] websockets::error check_start() const noexcept;
+  [[nodiscard]] websockets::error check_limits() const noexcept;
+  parse_result read_head(std::span<std::byte> input, std::size_t used) noexcept;
+  parse_result read_payload(std::span<std::byte> input, std::size_t used) noexcept;
+  parse_result read_control(std::span<std::byte> input, std::size_t used) noexcept;
+  parse_result finish_control(std::size_t consumed) noexcept;
   parse_result finish_data_frame(std::size_t consumed) noexcept;
+  [[nodiscard]] bool validating_text() const noexcept {
+    return message_opcode_ == opcode::text && !message_compressed_;
+  }
 
   parser_options options_;
   state state_ = state::head;
   websockets::error failure_{};
 
-  // The head being read, gathered here when it arrives split.
+  // The head being read, gathered here (at most 14 bytes) so it may arrive split.
   std::array<std::byte, max_head_size> head_bytes_{};
   std::uint8_t head_have_ = 0;
   frame_head head_{};
@@ -151,8 +167,7 @@ private:
   // The message in progress.
   websockets::opcode message_opcode_ = opcode::continuation; // continuation: none
   bool message_compressed_ = false;
-  bool message_started_ = false;   // message_begin was returned for the current frame
-  std::uint64_t message_size_ = 0;
+  std::uint64_t message_size_ = 0;   // payload bytes of its frames so far, by their heads
   std::uint32_t message_frames_ = 0;
   utf8_validator text_;
 
