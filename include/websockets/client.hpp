@@ -1,0 +1,61 @@
+// The WebSocket client: connect to a ws:// url and get the same socket type a server
+// hands out, with the same send and receive API.
+#pragma once
+
+#include <websockets/socket.hpp>
+#include <websockets/upgrade.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace websockets {
+
+/// What `connect` allows. (Named apart from `client_options`, which is the handshake's
+/// own part and sits inside as `handshake`.)
+struct connect_options {
+  /// Largest message from the server, reassembled; past it the socket closes with 1009.
+  std::uint64_t max_message_size = 16 << 20;
+  /// Largest frame payload from the server; past it the socket closes with 1009.
+  std::uint64_t max_frame_size = 16 << 20;
+  /// Time for resolving, connecting and the whole opening handshake.
+  std::chrono::milliseconds handshake_timeout{10000};
+  /// Time the server has to answer our close frame, and then to close TCP.
+  std::chrono::milliseconds close_timeout{5000};
+  /// Idle time after which the server is pinged, and the socket closed when nothing
+  /// comes back within the same time again; zero (the default) disables it.
+  std::chrono::milliseconds timeout{0};
+  /// Largest response head accepted.
+  std::size_t max_head_size = 8192;
+  /// Events each generator buffers before the socket's reader waits.
+  std::size_t event_queue = 64;
+  /// Bytes queued for sending before senders wait.
+  std::size_t send_queue_limit = 4 << 20;
+  /// Origin, subprotocols, extensions and extra headers of the request.
+  client_options handshake{};
+};
+
+/// Opens a WebSocket connection to `url` (`ws://host[:port][/path][?query]`). The
+/// socket starts reading on the executor's next turn: subscribe to its generators
+/// right after this returns, before any other `co_await`, and nothing is missed.
+/// Throws `std::system_error` with a `websockets::error` when the server's answer is
+/// not a valid upgrade (`error::bad_status` for an HTTP error status such as 503),
+/// with a system error when the connection fails or `std::errc::timed_out` after the
+/// handshake timeout, and `std::invalid_argument` for a url it cannot use
+/// (`wss://` included, until TLS comes).
+///
+/// With g++ 12, name the options before the call (`connect_options o{...}; co_await
+/// connect(ex, url, o);`): it miscompiles an aggregate temporary written inside a
+/// `co_await` expression.
+asio::awaitable<std::shared_ptr<socket>> connect(asio::any_io_executor executor, std::string_view url,
+                                                 const connect_options& options);
+
+/// Same, with the default options.
+asio::awaitable<std::shared_ptr<socket>> connect(asio::any_io_executor executor, std::string_view url);
+
+} // namespace websockets

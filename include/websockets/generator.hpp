@@ -1,0 +1,335 @@
+// Async generators: how events reach the application. Each generator is a subscription
+// with its own bounded channel; a connection publishes into every subscription of an
+// event kind and waits when one is full, so a consumer that stops reading stops the
+// connection's reader, and TCP pushes back on the peer. An event kind with no
+// subscriber costs nothing: the event is not even built.
+//
+// Everything here runs on one executor (one thread, or a strand): channels and timers
+// are used without locks.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/basic_channel.hpp>
+#include <asio/experimental/channel_traits.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace websockets {
+
+template <class T>
+class generator;
+
+namespace detail {
+
+/// Completion token that reports errors as values instead of throwing: connection
+/// coroutines must never throw out.
+inline constexpr auto nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// A condition variable for coroutines on one executor: a timer that never expires,
+/// cancelled to wake every waiter. Waiters re-check their condition in a loop.
+class notifier {
+public:
+  explicit notifier(const asio::any_io_executor& ex)
+      : timer_(ex, asio::steady_timer::time_point::max()) {}
+  /// Suspends until the next `notify_all` (or until the wait is cancelled).
+  asio::awaitable<void> wait() { (void)co_await timer_.async_wait(nothrow); }
+  /// Wakes every current waiter.
+  void notify_all() noexcept { timer_.cancel(); }
+
+private:
+  asio::steady_timer timer_;
+};
+
+/// Where a publisher waits until consumers have taken an event before it goes on:
+/// after `open`, so that the application can subscribe to the new socket before its
+/// first message is read; after `stream_start`, so that it can attach a `pipe` before
+/// the stream's first fragment is read. A consumer's code runs on from `next()` before
+/// the publisher resumes (its wake-up is queued behind), so whatever the consumer does
+/// before its next `co_await` happens first. Dropping the generator, or using the
+/// socket, also lets the publisher go on.
+class handoff {
+public:
+  explicit handoff(const asio::any_io_executor& ex) : wake_(ex) {}
+  /// One more consumer to wait for.
+  void add() noexcept { ++pending_; }
+  /// One consumer has taken the event.
+  void done() noexcept {
+    if (pending_ != 0 && --pending_ == 0) wake_.notify_all();
+  }
+  /// Stops waiting for anyone.
+  void release() noexcept {
+    pending_ = 0;
+    wake_.notify_all();
+  }
+  /// True while consumers are still to take the event.
+  [[nodiscard]] bool pending() const noexcept { return pending_ != 0; }
+  /// Suspends until every consumer has taken the event (or the wait is cancelled).
+  asio::awaitable<void> wait() {
+    if (pending_ != 0) co_await wake_.wait();
+    // A cancelled wait returns too; the caller decides whether to go on.
+  }
+
+private:
+  std::size_t pending_ = 0;
+  notifier wake_;
+};
+
+/// What a publisher sees of a subscription, whatever its event type.
+class subscription_base {
+public:
+  virtual ~subscription_base() = default;
+  /// False once the generator is gone or the publisher has ended it.
+  [[nodiscard]] bool active() const noexcept { return !dropped_ && !ended_; }
+
+  /// Called when the consumer takes an event: the handoffs of the events it has
+  /// taken are done.
+  void consumer_took() noexcept {
+    ++taken_;
+    std::erase_if(handoffs_, [this](const pending_handoff& h) {
+      if (h.index > taken_) return false;
+      if (auto p = h.point.lock()) p->done();
+      return true;
+    });
+  }
+
+  /// The event just delivered starts a handoff at `point`.
+  void hand_off(const std::shared_ptr<handoff>& point) {
+    if (taken_ >= delivered_) return; // the consumer has it already
+    point->add();
+    handoffs_.push_back({point, delivered_});
+  }
+
+protected:
+  void release_handoffs() noexcept {
+    for (auto& h : handoffs_)
+      if (auto p = h.point.lock()) p->done();
+    handoffs_.clear();
+  }
+
+  struct pending_handoff {
+    std::weak_ptr<handoff> point;
+    std::uint64_t index; // done once the consumer has taken this many events
+  };
+  std::vector<pending_handoff> handoffs_;
+  std::uint64_t delivered_ = 0; // events put into the channel
+  std::uint64_t taken_ = 0;     // events the consumer took out
+  bool dropped_ = false;        // the generator is gone
+  bool ended_ = false;          // the publisher has ended
+};
+
+/// One generator's channel and bookkeeping. The channel is used only through
+/// `try_send` and `try_receive`; waiting happens on notifiers. (Asio 1.22's channel
+/// leaves a buffered channel unbuffered after a waiting `async_receive` is cancelled,
+/// which a consumer with a timeout does all the time.)
+template <class T>
+class subscription final : public subscription_base {
+public:
+  // basic_channel, not the `channel` alias: the alias asks whether the signature is an
+  // executor, which recurses under g++ 12 once asio/connect.hpp is included.
+  using channel_type = asio::experimental::basic_channel<
+      asio::any_io_executor, asio::experimental::channel_traits<>, void(std::error_code, T)>;
+
+  subscription(const asio::any_io_executor& ex, std::size_t capacity)
+      : channel_(ex, std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
+
+  /// Puts `value` in the channel, waiting while it is full. Returns false when the
+  /// consumer is gone: the event is dropped for it.
+  asio::awaitable<bool> deliver(T value) {
+    for (;;) {
+      if (!active()) co_return false;
+      // try_send leaves `value` alone when it fails.
+      if (channel_.try_send(std::error_code{}, std::move(value))) {
+        ++delivered_;
+        readable_.notify_all();
+        co_return true;
+      }
+      co_await writable_.wait();
+    }
+  }
+
+  /// The publisher is done: the consumer gets what is buffered, then the end.
+  void end() noexcept {
+    if (ended_) return;
+    ended_ = true;
+    release_handoffs();
+    readable_.notify_all();
+    writable_.notify_all();
+  }
+
+  /// The generator is gone: wake a publisher waiting on the full channel.
+  void drop() noexcept {
+    dropped_ = true;
+    release_handoffs();
+    writable_.notify_all();
+  }
+
+  /// The consumer's side of `generator::next`.
+  asio::awaitable<std::optional<T>> receive() {
+    std::optional<T> out;
+    for (;;) {
+      // Buffered events first, even after the end, so that nothing published is lost.
+      if (channel_.try_receive([&out](std::error_code ec, T v) {
+            if (!ec) out.emplace(std::move(v));
+          }) &&
+          out) {
+        consumer_took();
+        writable_.notify_all();
+        co_return out;
+      }
+      if (!active()) co_return std::nullopt;
+      co_await readable_.wait();
+      // Cancelled by the caller (a timeout, say): an empty optional, and the
+      // generator stays usable.
+      auto state = co_await asio::this_coro::cancellation_state;
+      if (state.cancelled() != asio::cancellation_type::none) co_return std::nullopt;
+    }
+  }
+
+private:
+  channel_type channel_;
+  notifier readable_; // an event was put in, or the end came
+  notifier writable_; // an event was taken out, or the consumer left
+};
+
+/// The publisher's side: every subscription to one event kind of one source.
+template <class T>
+class hub {
+public:
+  hub(asio::any_io_executor ex, std::size_t capacity) : ex_(std::move(ex)), capacity_(capacity) {}
+  hub(const hub&) = delete;
+  hub& operator=(const hub&) = delete;
+  ~hub() { end(); }
+
+  /// A new generator of this kind. After `end()`, one that ends at once.
+  generator<T> subscribe() {
+    auto sub = std::make_shared<subscription<T>>(ex_, capacity_);
+    if (ended_) {
+      sub->end();
+    } else {
+      // Copy on write: publishers iterate the old list undisturbed.
+      auto next = std::make_shared<list>();
+      if (subs_)
+        for (auto& s : *subs_)
+          if (s->active()) next->push_back(s);
+      next->push_back(sub);
+      subs_ = std::move(next);
+    }
+    return generator<T>{std::move(sub)};
+  }
+
+  /// True when some generator would receive an event: when false, do not build it.
+  [[nodiscard]] bool wanted() const noexcept {
+    if (!subs_) return false;
+    return std::any_of(subs_->begin(), subs_->end(), [](auto& s) { return s->active(); });
+  }
+
+  /// Delivers `value` to every subscriber, in turn, waiting on full channels. With
+  /// `point`, every subscriber that got it must act before `point` is passed.
+  asio::awaitable<void> publish(T value, const std::shared_ptr<handoff>& point = nullptr) {
+    auto subs = subs_; // a snapshot: subscriptions may come and go while we wait
+    if (!subs) co_return;
+    std::size_t last = subs->size();
+    for (std::size_t i = subs->size(); i-- > 0;)
+      if ((*subs)[i]->active()) {
+        last = i;
+        break;
+      }
+    bool stale = false;
+    for (std::size_t i = 0; i < subs->size(); ++i) {
+      auto& sub = (*subs)[i];
+      if (!sub->active()) {
+        stale = true;
+        continue;
+      }
+      // A named copy: g++ 12 miscompiles class temporaries inside a co_await expression.
+      T copy = i == last ? std::move(value) : value;
+      const bool ok = co_await sub->deliver(std::move(copy));
+      if (ok && point) sub->hand_off(point);
+      if (i == last) break;
+    }
+    if (stale && subs == subs_) prune();
+  }
+
+  /// Ends every generator of this kind; later subscribers end at once.
+  void end() noexcept {
+    ended_ = true;
+    if (subs_)
+      for (auto& s : *subs_) s->end();
+    subs_.reset();
+  }
+
+private:
+  using list = std::vector<std::shared_ptr<subscription<T>>>;
+
+  void prune() {
+    auto next = std::make_shared<list>();
+    for (auto& s : *subs_)
+      if (s->active()) next->push_back(s);
+    subs_ = std::move(next);
+  }
+
+  asio::any_io_executor ex_;
+  std::size_t capacity_;
+  std::shared_ptr<const list> subs_;
+  bool ended_ = false;
+};
+
+} // namespace detail
+
+/// A stream of events of one kind, read with `co_await gen.next()`. Each generator
+/// has its own bounded queue (`server_options::event_queue` events); when it is full,
+/// the connection that produces the events waits. Move-only; dropping it unsubscribes.
+template <class T>
+class generator {
+public:
+  /// A generator that yields nothing.
+  generator() = default;
+  generator(generator&&) noexcept = default;
+  generator& operator=(generator&& other) noexcept {
+    if (this != &other) {
+      reset();
+      sub_ = std::move(other.sub_);
+    }
+    return *this;
+  }
+  generator(const generator&) = delete;
+  generator& operator=(const generator&) = delete;
+  /// Unsubscribes, waking a publisher that waits for room in this generator's queue.
+  ~generator() { reset(); }
+
+  /// The next event; an empty optional once the source (server or socket) has ended
+  /// and every event before the end has been read. A cancelled call also returns an
+  /// empty optional, and the generator stays usable. Do not destroy the generator
+  /// while a call is pending.
+  asio::awaitable<std::optional<T>> next() {
+    auto sub = sub_; // the subscription outlives this call even if the generator moves
+    if (!sub) co_return std::nullopt;
+    co_return co_await sub->receive();
+  }
+
+private:
+  template <class>
+  friend class detail::hub;
+  explicit generator(std::shared_ptr<detail::subscription<T>> sub) : sub_(std::move(sub)) {}
+
+  void reset() noexcept {
+    if (sub_) sub_->drop();
+    sub_.reset();
+  }
+
+  std::shared_ptr<detail::subscription<T>> sub_;
+};
+
+} // namespace websockets

@@ -1,0 +1,171 @@
+// The WebSocket server (the seed's WebSocketServer): it listens, upgrades, keeps the
+// registry of open sockets, reports their events through generators, and sends to all
+// of them (broadcast, co_write streams, pipes).
+#pragma once
+
+#include <websockets/event.hpp>
+#include <websockets/frame.hpp>
+#include <websockets/generator.hpp>
+#include <websockets/http.hpp>
+#include <websockets/socket.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace websockets {
+
+namespace detail {
+class server_core;
+struct server_access;
+} // namespace detail
+
+/// How a server listens and what it allows. The first three are the seed's options,
+/// with its defaults.
+struct server_options {
+  /// Where to listen (`ws://host:port/path`, parsed with Boost.URL). Only `path`
+  /// upgrades; other paths get 404. `localhost` listens on 127.0.0.1 and ::1; port 0
+  /// picks a free port (see `server::local_endpoint`). `wss://` needs TLS, which this
+  /// version does not have: the constructor refuses it.
+  std::string url = "ws://localhost:3000";
+  /// Idle time after which a socket is pinged; when nothing at all comes back within
+  /// the same time again, it is closed (close frame 1001 "idle timeout", close event
+  /// 1006, error event `std::errc::timed_out`). Zero disables it.
+  std::chrono::milliseconds timeout{600000};
+  /// Open sockets allowed; the next upgrade is refused with HTTP 503 and fires no event.
+  std::size_t max_connections = 10;
+  /// Largest message, reassembled; past it the socket is closed with 1009.
+  std::uint64_t max_message_size = 16 << 20;
+  /// Largest frame payload; past it the socket is closed with 1009.
+  std::uint64_t max_frame_size = 16 << 20;
+  /// Time a client has to send its whole upgrade request.
+  std::chrono::milliseconds handshake_timeout{10000};
+  /// Time the peer has to answer our close frame before TCP is closed anyway.
+  std::chrono::milliseconds close_timeout{5000};
+  /// Largest upgrade request head; past it the answer is 431.
+  std::size_t max_head_size = 8192;
+  /// Events each generator buffers before the connections producing them wait.
+  std::size_t event_queue = 64;
+  /// Bytes queued for one socket before senders to it wait (a slow peer makes its
+  /// own senders wait; broadcasts first serve every peer that has room).
+  std::size_t send_queue_limit = 4 << 20;
+};
+
+/// Answers a plain HTTP request (not an upgrade) with a whole HTTP response, which the
+/// server writes before closing the connection.
+using http_handler = std::function<asio::awaitable<std::string>(const http_head&)>;
+
+/// How `pipe` relays.
+struct pipe_options {
+  /// Relay to the sending socket too (an echo of the stream), not only to the others.
+  bool include_sender = false;
+};
+
+/// A WebSocket server. Runs on one executor: use a single-threaded io_context, or a
+/// strand. `co_await stop()` before destroying it to close sockets gracefully;
+/// destroying a running server drops its connections.
+class server {
+public:
+  /// A server; listens only when `listen()` is called. Throws `std::invalid_argument`
+  /// for a url that is not `ws://host[:port][/path]` (and for `wss://`).
+  explicit server(asio::any_io_executor executor, server_options options = {});
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  ~server();
+
+  /// Binds the url's host and port (both loopback addresses for `localhost`) at once,
+  /// throwing `std::system_error` if it cannot, and returns the accept loop, which
+  /// runs until `stop()`. Binding happens in the call, so `local_endpoint()` is known
+  /// as soon as `listen()` returns, even before the loop is awaited or spawned.
+  [[nodiscard]] asio::awaitable<void> listen();
+
+  /// The address bound by `listen()`: with port 0 in the url, the port actually chosen.
+  [[nodiscard]] asio::ip::tcp::endpoint local_endpoint() const;
+
+  /// Takes over a connection accepted elsewhere (an HTTP server built on Asio, the
+  /// seed's `listen(http.Server)`), with the bytes already read from it, which may be
+  /// all or part of the upgrade request. Completes once the handshake is answered;
+  /// the connection then runs on its own.
+  asio::awaitable<void> accept(asio::ip::tcp::socket tcp, std::string_view already_read = {});
+
+  /// Sets the handler for plain HTTP requests (any path); without one they get 426.
+  void on_http(http_handler handler);
+
+  /// New sockets (the seed's `open`). A socket starts reading once its consumers have
+  /// taken it from here: subscribe to its own generators before the next `co_await`
+  /// and none of its messages is missed.
+  [[nodiscard]] generator<std::shared_ptr<socket>> connections();
+  /// Every socket's messages (the seed's `message`).
+  [[nodiscard]] generator<message> messages();
+  /// Every socket's pongs (the seed's `pong`).
+  [[nodiscard]] generator<pong_event> pongs();
+  /// Every socket's close, exactly once each (the seed's `close`).
+  [[nodiscard]] generator<close_event> closes();
+  /// Protocol errors, timeouts and failed handshakes (the seed's `error`).
+  [[nodiscard]] generator<error_event> errors();
+  /// Fragmented messages as they arrive (the seed's `stream:start` and `stream:end`,
+  /// with the pieces between). After a `stream_start`, the sender's socket reads on
+  /// only once the consumers have taken it, so a `pipe` attached before the consumer's
+  /// next `co_await` relays the stream from its first byte.
+  [[nodiscard]] generator<stream_event> streams();
+  /// All of the above in one stream, in order.
+  [[nodiscard]] generator<event> events();
+
+  /// Sends one whole message to every open socket (the seed's `broadcast`): the frame
+  /// is encoded once and the same bytes are queued for every peer. `head` gives the
+  /// opcode: text, binary (`fin` must be set: streams go through `co_write`) or ping.
+  /// Completes once every peer has it queued; a peer in the middle of a stream gets it
+  /// after the stream, and peers with room are served before peers without.
+  /// Throws `std::invalid_argument` for other heads.
+  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload);
+  /// Same, for text.
+  asio::awaitable<void> broadcast(frame_head head, std::string_view payload);
+
+  /// Streams one fragment to every open socket (the seed's `write`); an empty chunk
+  /// ends the stream with a final frame. The first chunk fixes the recipients (the
+  /// sockets open then) and the opcode; other streams and sends to those sockets wait
+  /// until this stream ends. One stream at a time: `co_write` calls from different
+  /// coroutines are fragments of the same stream.
+  asio::awaitable<void> co_write(std::span<const std::byte> chunk,
+                                 websockets::opcode opcode = opcode::binary);
+
+  /// Stops: closes the listening sockets, closes every socket with 1001, waits up to
+  /// the close timeout for them, drops the rest, then ends every generator.
+  asio::awaitable<void> stop();
+
+  /// The open sockets.
+  [[nodiscard]] std::size_t connection_count() const noexcept;
+
+  /// The open sockets, in the order they opened.
+  [[nodiscard]] std::vector<std::shared_ptr<socket>> sockets() const;
+
+  /// The options in force.
+  [[nodiscard]] const server_options& options() const noexcept;
+
+private:
+  friend struct detail::server_access;
+  std::shared_ptr<detail::server_core> core_;
+};
+
+/// Relays a fragmented message from `from` to every other open socket of `to` as it
+/// arrives (the seed's `socket.pipe(server)`): the current one when called on taking
+/// its `stream_start`, before the next `co_await`; otherwise the next one.
+/// Attaches at the call, before the first suspension, so `co_spawn(ex, pipe(s, srv),
+/// detached)` right in the `stream_start` handler relays the whole stream. Completes
+/// when the relayed stream ends (or `from` closes). Relays are streams like
+/// `co_write`: one at a time per server, so a second sender waits (and, through TCP,
+/// its peer) until the first stream ends. Do not await it in the loop that reads the
+/// same generator: that loop must keep reading while the relay runs.
+asio::awaitable<void> pipe(std::shared_ptr<socket> from, server& to, pipe_options options = {});
+
+} // namespace websockets

@@ -1,0 +1,103 @@
+// The client: resolve, connect, the opening handshake, then a socket like the server's.
+#include "connection.hpp"
+
+#include <websockets/client.hpp>
+#include <websockets/http.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace websockets {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseconds duration) {
+  asio::steady_timer timer{ex, duration};
+  (void)co_await timer.async_wait(detail::nothrow);
+}
+
+// Everything up to the response head; bytes after it (frames the server sent right
+// behind its 101) go to `rest`.
+asio::awaitable<std::error_code> open(asio::ip::tcp::socket& tcp, const client_handshake& handshake,
+                                      http_parser& parser, std::string& rest) {
+  asio::ip::tcp::resolver resolver{tcp.get_executor()};
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+      std::string(handshake.host()), std::to_string(handshake.port()), detail::nothrow);
+  if (resolve_error) co_return resolve_error;
+  auto [connect_error, endpoint] = co_await asio::async_connect(tcp, endpoints, detail::nothrow);
+  (void)endpoint;
+  if (connect_error) co_return connect_error;
+  std::error_code ignored;
+  tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
+  auto [write_error, written] =
+      co_await asio::async_write(tcp, asio::buffer(handshake.request()), detail::nothrow);
+  (void)written;
+  if (write_error) co_return write_error;
+  std::array<char, 4096> buffer{};
+  for (;;) {
+    auto [ec, size] = co_await tcp.async_read_some(asio::buffer(buffer), detail::nothrow);
+    if (ec) co_return ec;
+    const auto result = parser.feed(std::string_view{buffer.data(), size});
+    if (result.state == http_parser::status::failed) co_return make_error_code(parser.failure());
+    if (result.state == http_parser::status::complete) {
+      rest.assign(buffer.data() + result.consumed, size - result.consumed);
+      co_return std::error_code{};
+    }
+  }
+}
+
+asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor executor, std::string url,
+                                                    connect_options options) {
+  const client_handshake handshake{url, options.handshake};
+  if (handshake.secure())
+    throw std::invalid_argument("wss:// needs TLS, which this version does not support yet");
+  asio::ip::tcp::socket tcp{executor};
+  http_parser parser{http_kind::response, options.max_head_size};
+  std::string rest;
+  auto result = co_await (open(tcp, handshake, parser, rest) || sleep_for(executor, options.handshake_timeout));
+  if (result.index() == 1)
+    throw std::system_error(std::make_error_code(std::errc::timed_out), "WebSocket handshake");
+  if (const auto ec = std::get<0>(result)) throw std::system_error(ec, "WebSocket handshake");
+  const response_check check = handshake.check(parser.head());
+  if (!check) throw std::system_error(make_error_code(check.failure), "WebSocket handshake");
+
+  detail::connection_config config;
+  config.role = role::client;
+  config.limits.max_frame_size = options.max_frame_size;
+  config.limits.max_message_size = options.max_message_size;
+  config.timeout = options.timeout;
+  config.close_timeout = options.close_timeout;
+  config.event_queue = options.event_queue;
+  config.send_queue_limit = options.send_queue_limit;
+  auto sock = detail::socket_access::create(std::move(tcp), config, upgrade_request{}, nullptr);
+  // Reading starts on the next turn, so that the caller can subscribe first.
+  asio::post(executor, [sock, rest = std::move(rest)] {
+    detail::socket_access::get(*sock).start(std::as_bytes(std::span{rest.data(), rest.size()}), nullptr);
+  });
+  co_return sock;
+}
+
+} // namespace
+
+asio::awaitable<std::shared_ptr<socket>> connect(asio::any_io_executor executor, std::string_view url,
+                                                 const connect_options& options) {
+  // Not a coroutine: the url and options are copied now, since the caller's may not
+  // outlive the call.
+  return connect_to(std::move(executor), std::string(url), options);
+}
+
+asio::awaitable<std::shared_ptr<socket>> connect(asio::any_io_executor executor, std::string_view url) {
+  // An overload rather than a default argument: g++ 12 miscompiles the aggregate
+  // temporary a default `{}` would create inside the caller's co_await expression.
+  return connect_to(std::move(executor), std::string(url), connect_options{});
+}
+
+} // namespace websockets

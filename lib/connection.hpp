@@ -1,0 +1,232 @@
+// Private: one connection's machinery behind websockets::socket. The reader coroutine
+// parses frames and publishes events; one writer coroutine drains the send queues with
+// gather writes; the teardown runs once, reports the close event, and leaves the server.
+#pragma once
+
+#include <websockets/event.hpp>
+#include <websockets/frame_parser.hpp>
+#include <websockets/frame_writer.hpp>
+#include <websockets/generator.hpp>
+#include <websockets/socket.hpp>
+#include <websockets/upgrade.hpp>
+
+#include <asio/cancellation_signal.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+namespace websockets::detail {
+
+class server_core;
+
+/// Frame bytes encoded once and shared by every queue that sends them: a broadcast or
+/// a stream fragment costs one allocation whatever the number of peers.
+struct shared_bytes {
+  std::shared_ptr<const std::byte[]> data;
+  std::size_t size = 0;
+};
+
+/// Encodes a whole frame (head and payload) for `role`: masked with a fresh key for a
+/// client, so a client's frame is never shared.
+[[nodiscard]] shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
+                                        std::span<const std::byte> payload);
+
+/// How many frames `encode_frame` has encoded in this process: lets tests check that a
+/// broadcast encodes once.
+[[nodiscard]] std::uint64_t encoded_frames() noexcept;
+
+/// The settings of one connection, from the server's or the client's options.
+struct connection_config {
+  websockets::role role = role::server;
+  parser_limits limits{};
+  std::chrono::milliseconds timeout{0}; // idle; zero: none
+  std::chrono::milliseconds close_timeout{5000};
+  std::size_t event_queue = 64;
+  std::size_t send_queue_limit = 4 << 20;
+  std::size_t read_buffer = 16 * 1024;
+};
+
+/// A server-side stream to a fixed set of sockets: `co_write`'s, or a pipe's relay.
+struct outgoing_stream {
+  std::vector<std::shared_ptr<socket>> targets;
+  websockets::opcode opcode = opcode::binary;
+  bool open = false;    // holds the server's stream slot and its targets
+  bool started = false; // the first frame, which carries the opcode, is out
+};
+
+/// A `pipe` attached to a socket: where to relay, and when it is over.
+struct pipe_state {
+  explicit pipe_state(const asio::any_io_executor& ex) : done(ex) {}
+  std::shared_ptr<server_core> to;
+  bool include_sender = false;
+  bool relaying = false;
+  bool finished = false;
+  notifier done;
+};
+
+class connection {
+public:
+  connection(socket& owner, asio::ip::tcp::socket tcp, connection_config config,
+             upgrade_request request, std::shared_ptr<server_core> server, std::uint64_t id);
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  /// Starts the writer, the reader and the idle watchdog. `initial` holds bytes read
+  /// with the handshake, which are frames. With `open`, the reader waits at that
+  /// handoff before reading.
+  void start(std::span<const std::byte> initial, std::shared_ptr<handoff> open);
+
+  // The socket's API.
+  asio::awaitable<std::error_code> send(opcode op, std::span<const std::byte> payload);
+  asio::awaitable<std::error_code> ping(std::span<const std::byte> payload);
+  asio::awaitable<std::error_code> close(close_code code, std::string_view reason);
+  generator<message> messages();
+  generator<stream_event> streams();
+  generator<event> events();
+
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  [[nodiscard]] websockets::role role() const noexcept { return config_.role; }
+  [[nodiscard]] const upgrade_request& request() const noexcept { return request_; }
+  [[nodiscard]] asio::ip::tcp::endpoint remote_endpoint() const noexcept;
+  [[nodiscard]] bool is_open() const noexcept {
+    return !close_sent_ && !close_received_ && !finished_ && !write_error_;
+  }
+  [[nodiscard]] std::size_t buffered_amount() const noexcept { return queued_bytes_; }
+
+  // For the server.
+  /// Starts a close without waiting for it (server stop).
+  void begin_close(close_code code, std::string_view reason);
+  /// Gives up on the peer: stops reading, and the teardown closes TCP at once.
+  void abort();
+  /// Queues shared frame bytes if nothing stands in the way: a stream other than
+  /// `stream` (null for a whole message), or a full queue.
+  bool try_enqueue(const shared_bytes& frame, const void* stream);
+  /// Queues shared frame bytes, waiting while something stands in the way. False when
+  /// the socket closed meanwhile.
+  asio::awaitable<bool> enqueue(shared_bytes frame, const void* stream);
+  /// Queues shared frame bytes at once, past the limit (ending a cut-short stream).
+  void enqueue_now(const shared_bytes& frame);
+  /// Queues a control frame (ping) ahead of data frames.
+  void enqueue_control(const control_frame& frame);
+  /// Makes this socket a target of `stream`: other data waits until `release_stream`.
+  void claim_stream(const void* stream) noexcept { stream_owner_ = stream; }
+  /// Ends `claim_stream`.
+  void release_stream(const void* stream) noexcept;
+  /// Attaches a pipe (see websockets::pipe).
+  std::shared_ptr<pipe_state> attach_pipe(std::shared_ptr<server_core> to, bool include_sender);
+
+private:
+  asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
+  asio::awaitable<void> process(std::span<std::byte> input);
+  asio::awaitable<void> on_begin(opcode op, bool fragmented);
+  asio::awaitable<void> on_data(std::span<const std::byte> bytes);
+  asio::awaitable<void> on_end();
+  asio::awaitable<void> on_ping(std::span<const std::byte> payload);
+  void on_close(std::uint16_t code, std::string_view reason);
+  asio::awaitable<void> writer_loop(std::shared_ptr<socket> self);
+  asio::awaitable<void> idle_loop(std::shared_ptr<socket> self);
+  asio::awaitable<void> teardown(std::shared_ptr<socket> self);
+  asio::awaitable<void> wait_closed();
+  [[nodiscard]] bool can_enqueue(const void* stream) const noexcept;
+  asio::awaitable<bool> wait_turn(const void* stream);
+  void stop_read() noexcept;
+
+  // Event delivery: to this socket's generators and to the server's.
+  template <class E>
+  asio::awaitable<void> fan_out(E value, std::type_identity_t<hub<E>>* own,
+                                std::type_identity_t<hub<E>>* server_kind, bool to_events,
+                                std::shared_ptr<handoff> point = nullptr);
+  [[nodiscard]] bool wants_message(bool fragmented) const noexcept;
+  [[nodiscard]] bool wants_stream() const noexcept;
+
+  void queue_close(close_code code, std::string_view reason);
+  void push_data(shared_bytes frame);
+  void arm_close_deadline();
+  void release_handoff() noexcept;
+  void finish_pipe() noexcept;
+  [[nodiscard]] std::shared_ptr<socket> self() { return owner_.shared_from_this(); }
+
+  socket& owner_;
+  asio::any_io_executor ex_;
+  asio::ip::tcp::socket tcp_;
+  connection_config config_;
+  upgrade_request request_;
+  std::shared_ptr<server_core> server_;
+  std::uint64_t id_;
+  frame_parser parser_;
+  frame_writer writer_;
+
+  // Reading.
+  std::vector<std::byte> read_buf_;
+  std::size_t initial_size_ = 0;
+  std::string payload_;        // the message being reassembled
+  opcode message_op_ = opcode::text;
+  bool fragmented_ = false;
+  bool assembling_ = false;
+  bool reading_ = false;       // in async_read_some: waiting on the peer, not on a consumer
+  bool stop_reading_ = false;
+  std::uint64_t reads_ = 0;    // reads completed, for the idle watchdog
+  std::error_code read_error_;
+  websockets::error protocol_error_{};
+  asio::cancellation_signal read_cancel_;
+  std::shared_ptr<handoff> handoff_; // the open or stream_start handoff being waited at
+
+  // Streams in: a pipe relays the current fragmented message.
+  std::shared_ptr<pipe_state> pipe_;
+  std::unique_ptr<outgoing_stream> relay_;
+
+  // Writing.
+  std::vector<control_frame> control_q_;
+  std::vector<shared_bytes> data_q_;
+  std::size_t queued_bytes_ = 0;
+  const void* stream_owner_ = nullptr;
+  std::deque<const int*> waiters_; // senders waiting, in order; each the address of its place
+  bool writing_ = false;
+  bool writer_stop_ = false;
+  bool writer_done_ = false;
+  std::error_code write_error_;
+  notifier writer_wake_;
+  notifier changed_; // queue drained, stream released, socket closing: senders re-check
+
+  // Closing.
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  std::uint16_t received_code_ = 0;
+  std::string received_reason_;
+  bool idle_expired_ = false;
+  bool close_expired_ = false;
+  bool close_deadline_armed_ = false;
+  bool tearing_down_ = false;
+  bool give_up_ = false;  // do not wait for the peer any more: close TCP
+  bool finished_ = false; // TCP closed
+  bool reported_ = false; // close event out
+  asio::steady_timer close_timer_;
+  asio::steady_timer idle_timer_;
+  notifier closed_;
+
+  // This socket's generators.
+  hub<message> messages_;
+  hub<stream_event> streams_;
+  hub<event> events_;
+};
+
+/// What the server and `pipe` reach inside a socket.
+struct socket_access {
+  static std::shared_ptr<socket> create(asio::ip::tcp::socket tcp, connection_config config,
+                                        upgrade_request request,
+                                        std::shared_ptr<server_core> server);
+  static connection& get(socket& s) noexcept { return *s.connection_; }
+};
+
+} // namespace websockets::detail

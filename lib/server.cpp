@@ -1,0 +1,566 @@
+// The server: listening, the opening handshake, the registry, sending to many, stop.
+#include "server_core.hpp"
+
+#include <websockets/upgrade.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/write.hpp>
+
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+#include <utility>
+
+namespace websockets {
+namespace detail {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+using namespace std::chrono_literals;
+
+asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseconds duration) {
+  asio::steady_timer timer{ex, duration};
+  (void)co_await timer.async_wait(nothrow);
+}
+
+asio::awaitable<std::error_code> write_all(asio::ip::tcp::socket& tcp, std::string_view bytes) {
+  auto [ec, size] = co_await asio::async_write(tcp, asio::buffer(bytes), nothrow);
+  (void)size;
+  co_return ec;
+}
+
+asio::awaitable<void> drain(asio::ip::tcp::socket& tcp) {
+  std::array<char, 1024> sink{};
+  for (;;) {
+    auto [ec, size] = co_await tcp.async_read_some(asio::buffer(sink), nothrow);
+    (void)size;
+    if (ec) co_return;
+  }
+}
+
+// Reads the request head; the bytes after it (frames sent right behind the request)
+// go to `rest`.
+asio::awaitable<std::error_code> read_head(asio::ip::tcp::socket& tcp, http_parser& parser,
+                                           std::string& rest) {
+  std::array<char, 4096> buffer{};
+  for (;;) {
+    auto [ec, size] = co_await tcp.async_read_some(asio::buffer(buffer), nothrow);
+    if (ec) co_return ec;
+    const auto result = parser.feed(std::string_view{buffer.data(), size});
+    if (result.state == http_parser::status::complete)
+      rest.assign(buffer.data() + result.consumed, size - result.consumed);
+    if (result.state != http_parser::status::need_more) co_return std::error_code{};
+  }
+}
+
+struct parsed_url {
+  std::string host;
+  std::string port;
+  std::string path;
+};
+
+parsed_url parse_url(std::string_view url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) throw std::invalid_argument("server url is not a URI: " + std::string(url));
+  const auto& u = *parsed;
+  if (iequals(u.scheme(), "wss"))
+    throw std::invalid_argument("wss:// needs TLS, which this version does not support yet");
+  if (!iequals(u.scheme(), "ws"))
+    throw std::invalid_argument("server url must start with ws://: " + std::string(url));
+  if (!u.has_authority() || u.host_address().empty())
+    throw std::invalid_argument("server url has no host: " + std::string(url));
+  parsed_url out;
+  out.host = u.host_address();
+  out.port = u.has_port() ? std::string(u.port()) : "80";
+  out.path = u.path();
+  if (out.path.empty()) out.path = "/";
+  return out;
+}
+
+connection_config config_from(const server_options& options) {
+  connection_config config;
+  config.role = role::server;
+  config.limits.max_frame_size = options.max_frame_size;
+  config.limits.max_message_size = options.max_message_size;
+  config.timeout = options.timeout;
+  config.close_timeout = options.close_timeout;
+  config.event_queue = options.event_queue;
+  config.send_queue_limit = options.send_queue_limit;
+  return config;
+}
+
+} // namespace
+
+server_core::server_core(asio::any_io_executor ex, server_options options)
+    : ex_(std::move(ex)),
+      options_(std::move(options)),
+      config_(config_from(options_)),
+      changed_(ex_),
+      stream_free_(ex_),
+      connections_(ex_, options_.event_queue),
+      messages_(ex_, options_.event_queue),
+      pongs_(ex_, options_.event_queue),
+      closes_(ex_, options_.event_queue),
+      errors_(ex_, options_.event_queue),
+      streams_(ex_, options_.event_queue),
+      events_(ex_, options_.event_queue) {
+  auto url = parse_url(options_.url);
+  host_ = std::move(url.host);
+  port_ = std::move(url.port);
+  path_ = std::move(url.path);
+}
+
+// ---- Listening ----
+
+void server_core::bind() {
+  if (!acceptors_.empty()) return;
+  if (stopping_) throw std::logic_error("server stopped");
+  std::vector<asio::ip::address> addresses;
+  const bool localhost = iequals(host_, "localhost");
+  if (localhost) {
+    addresses = {asio::ip::make_address("127.0.0.1"), asio::ip::make_address("::1")};
+  } else if (std::error_code ec; (void)asio::ip::make_address(host_, ec), !ec) {
+    addresses.push_back(asio::ip::make_address(host_));
+  } else {
+    asio::ip::tcp::resolver resolver{ex_};
+    for (const auto& entry : resolver.resolve(host_, port_)) {
+      const auto address = entry.endpoint().address();
+      if (std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+        addresses.push_back(address);
+    }
+  }
+  unsigned long port_number = std::stoul(port_);
+  if (port_number > 65535) throw std::invalid_argument("server url port out of range: " + port_);
+  auto port = static_cast<std::uint16_t>(port_number);
+  std::error_code first_error;
+  for (const auto& address : addresses) {
+    asio::ip::tcp::acceptor acceptor{ex_};
+    const asio::ip::tcp::endpoint endpoint{address, port};
+    std::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) {
+      acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+      if (address.is_v6()) acceptor.set_option(asio::ip::v6_only(true), ec);
+      ec.clear();
+      acceptor.bind(endpoint, ec);
+      if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      // The other addresses of a name are a bonus (a machine without IPv6 still
+      // serves localhost on 127.0.0.1); the first one must work.
+      if (acceptors_.empty() && !first_error) first_error = ec;
+      if (acceptors_.empty() && !localhost) break;
+      continue;
+    }
+    // With port 0 the first bind picks the port; the other addresses use the same.
+    if (port == 0) port = acceptor.local_endpoint().port();
+    if (acceptors_.empty()) local_endpoint_ = acceptor.local_endpoint();
+    acceptors_.push_back(std::move(acceptor));
+  }
+  if (acceptors_.empty())
+    throw std::system_error(first_error ? first_error : std::make_error_code(std::errc::address_not_available),
+                            "cannot listen on " + options_.url);
+}
+
+asio::awaitable<void> server_core::accept_all() {
+  auto self = shared_from_this();
+  struct joined {
+    explicit joined(const asio::any_io_executor& ex) : done(ex) {}
+    std::size_t running = 0;
+    notifier done;
+  };
+  auto state = std::make_shared<joined>(ex_);
+  for (auto& acceptor : acceptors_) {
+    ++state->running;
+    asio::co_spawn(ex_, accept_loop(acceptor), [state](const std::exception_ptr&) {
+      if (--state->running == 0) state->done.notify_all();
+    });
+  }
+  while (state->running != 0) co_await state->done.wait();
+}
+
+asio::awaitable<void> server_core::accept_loop(asio::ip::tcp::acceptor& acceptor) {
+  auto self = shared_from_this();
+  while (!stopping_ && acceptor.is_open()) {
+    auto [ec, tcp] = co_await acceptor.async_accept(nothrow);
+    if (stopping_) break;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      co_await report_error(ec);
+      // Out of descriptors and the like: back off instead of spinning.
+      co_await sleep_for(ex_, 100ms);
+      continue;
+    }
+    asio::co_spawn(ex_, handle(std::move(tcp), {}), asio::detached);
+  }
+}
+
+asio::awaitable<void> server_core::report_error(std::error_code ec) {
+  // Named values: g++ 12 miscompiles aggregate temporaries inside a co_await expression.
+  if (errors_.wanted()) {
+    error_event failed{nullptr, ec};
+    co_await errors_.publish(std::move(failed));
+  }
+  if (events_.wanted()) {
+    event failed{error_event{nullptr, ec}};
+    co_await events_.publish(std::move(failed));
+  }
+}
+
+asio::awaitable<void> server_core::answer(asio::ip::tcp::socket& tcp, std::string response) {
+  (void)co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
+  std::error_code ignored;
+  tcp.shutdown(asio::socket_base::shutdown_send, ignored);
+  // Closing with unread request bytes would reset the connection and could destroy
+  // the answer before the client reads it: wait (briefly) for the client to close.
+  (void)co_await (drain(tcp) || sleep_for(ex_, std::min<std::chrono::milliseconds>(options_.handshake_timeout, 2s)));
+  tcp.close(ignored);
+}
+
+asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string already_read) {
+  auto self = shared_from_this();
+  std::error_code ignored;
+  tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
+
+  // Known to stop() while the handshake runs, so that it can be cut short.
+  struct tracked {
+    server_core& core;
+    asio::ip::tcp::socket* tcp;
+    void forget() {
+      if (tcp) core.handshaking_.erase(tcp);
+      tcp = nullptr;
+    }
+    ~tracked() { forget(); }
+  } tracking{*this, &tcp};
+  handshaking_.insert(&tcp);
+
+  http_parser parser{http_kind::request, options_.max_head_size};
+  std::string rest;
+  const auto fed = parser.feed(std::string_view{already_read});
+  if (fed.state == http_parser::status::complete) {
+    rest = already_read.substr(fed.consumed);
+  } else if (fed.state == http_parser::status::need_more) {
+    auto read = co_await (read_head(tcp, parser, rest) || sleep_for(ex_, options_.handshake_timeout));
+    if (read.index() == 1) {
+      tcp.close(ignored);
+      co_await report_error(std::make_error_code(std::errc::timed_out));
+      co_return;
+    }
+    if (std::get<0>(read)) {
+      tcp.close(ignored); // the client went away
+      co_return;
+    }
+  }
+  if (parser.state() == http_parser::status::failed) {
+    co_await answer(tcp, rejection_response(parser.failure()));
+    co_await report_error(make_error_code(parser.failure()));
+    co_return;
+  }
+
+  auto check = check_upgrade(parser.take_head());
+  if (check.failure == error::not_upgrade) {
+    // A plain HTTP request: the application's, or 426.
+    std::string response;
+    if (http_) {
+      try {
+        response = co_await http_(check.request.head());
+      } catch (const std::exception&) {
+        response = rejection_response(500);
+      }
+    } else {
+      response = rejection_response(error::not_upgrade);
+    }
+    co_await answer(tcp, std::move(response));
+    co_return;
+  }
+  std::string path = check.request.head().target_url().path();
+  if (path.empty()) path = "/";
+  const error failure = path != path_ ? error::not_found : check.failure;
+  if (failure != error{}) {
+    co_await answer(tcp, rejection_response(failure));
+    co_await report_error(make_error_code(failure));
+    co_return;
+  }
+  if (stopping_ || registry_.size() + reserved_ >= options_.max_connections) {
+    // Refused quietly: being full is not the client's error.
+    co_await answer(tcp, rejection_response(error::too_many_connections));
+    co_return;
+  }
+
+  ++reserved_;
+  const std::string response = accept_response(check.request.key());
+  auto written = co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
+  --reserved_;
+  if (written.index() == 1 || std::get<0>(written) || stopping_) {
+    tcp.close(ignored);
+    co_return;
+  }
+  tracking.forget();
+  auto sock = socket_access::create(std::move(tcp), config_, std::move(check.request), self);
+  add(sock);
+  // The reader waits until the consumers of `open` have had their chance to subscribe
+  // to the socket: its first messages are not lost to a race.
+  auto point = std::make_shared<handoff>(ex_);
+  point->add(); // while publishing
+  auto& conn = socket_access::get(*sock);
+  conn.start(std::as_bytes(std::span{rest.data(), rest.size()}), point);
+  if (connections_.wanted()) co_await connections_.publish(sock, point);
+  if (events_.wanted()) {
+    event opened{open_event{sock}};
+    co_await events_.publish(std::move(opened), point);
+  }
+  point->done();
+}
+
+// ---- The registry ----
+
+void server_core::add(const std::shared_ptr<socket>& s) {
+  registry_.emplace(s->id(), s);
+  changed_.notify_all();
+}
+
+void server_core::remove(std::uint64_t id) {
+  if (registry_.erase(id) != 0) ++pending_reports_;
+  changed_.notify_all();
+}
+
+void server_core::closed_reported() noexcept {
+  if (pending_reports_ != 0) --pending_reports_;
+  changed_.notify_all();
+}
+
+// ---- Sending to many ----
+
+asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
+                                           std::vector<std::shared_ptr<socket>>* targets,
+                                           const void* stream) {
+  // Every peer with room gets the frame now; then the others, one by one. A slow or
+  // busy peer delays only its own copy.
+  std::vector<std::shared_ptr<socket>> waiting;
+  auto offer = [&](const std::shared_ptr<socket>& s) {
+    if (!socket_access::get(*s).try_enqueue(frame, stream)) waiting.push_back(s);
+  };
+  if (targets) {
+    for (const auto& s : *targets) offer(s);
+  } else {
+    for (const auto& entry : registry_) offer(entry.second);
+  }
+  for (const auto& s : waiting) (void)co_await socket_access::get(*s).enqueue(frame, stream);
+}
+
+asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const std::byte> payload) {
+  auto self = shared_from_this();
+  if (head.opcode == opcode::ping) {
+    if (payload.size() > max_control_payload)
+      throw std::invalid_argument("broadcast: a ping carries at most 125 bytes");
+    const control_frame frame{opcode::ping, payload};
+    for (const auto& entry : registry_) socket_access::get(*entry.second).enqueue_control(frame);
+    co_return;
+  }
+  if ((head.opcode != opcode::text && head.opcode != opcode::binary) || !head.fin || head.rsv1 ||
+      head.rsv2 || head.rsv3)
+    throw std::invalid_argument(
+        "broadcast: a whole text or binary message (fin set, no RSV bits); streams go through co_write");
+  const shared_bytes frame = encode_frame(role::server, head.opcode, true, payload);
+  co_await deliver(frame, nullptr, nullptr);
+}
+
+asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, const socket* exclude) {
+  while (stream_busy_) co_await stream_free_.wait();
+  stream_busy_ = true;
+  st.open = true;
+  st.opcode = op;
+  st.started = false;
+  for (const auto& entry : registry_) {
+    const auto& s = entry.second;
+    auto& conn = socket_access::get(*s);
+    if (s.get() == exclude || !conn.is_open()) continue;
+    conn.claim_stream(&st);
+    st.targets.push_back(s);
+  }
+}
+
+asio::awaitable<void> server_core::stream_chunk(outgoing_stream& st, std::span<const std::byte> chunk,
+                                                bool fin) {
+  if (!st.open) co_return;
+  const opcode op = st.started ? opcode::continuation : st.opcode;
+  st.started = true;
+  const shared_bytes frame = encode_frame(role::server, op, fin, chunk);
+  co_await deliver(frame, &st.targets, &st);
+}
+
+void server_core::close_stream(outgoing_stream& st) noexcept {
+  if (!st.open) return;
+  for (const auto& s : st.targets) socket_access::get(*s).release_stream(&st);
+  st.targets.clear();
+  st.open = false;
+  stream_busy_ = false;
+  stream_free_.notify_all();
+}
+
+void server_core::abandon_stream(outgoing_stream& st) noexcept {
+  if (!st.open) return;
+  try {
+    const shared_bytes frame =
+        encode_frame(role::server, st.started ? opcode::continuation : st.opcode, true, {});
+    for (const auto& s : st.targets) socket_access::get(*s).enqueue_now(frame);
+  } catch (...) {
+    // Out of memory: the peers get the close instead.
+  }
+  close_stream(st);
+}
+
+asio::awaitable<void> server_core::co_write(std::span<const std::byte> chunk, opcode op) {
+  auto self = shared_from_this();
+  auto st = write_stream_;
+  if (!st) {
+    if (chunk.empty()) co_return; // no stream to end
+    st = std::make_shared<outgoing_stream>();
+    write_stream_ = st;
+    co_await open_stream(*st, op, nullptr);
+  }
+  if (!chunk.empty()) {
+    co_await stream_chunk(*st, chunk, false);
+    co_return;
+  }
+  co_await stream_chunk(*st, {}, true);
+  close_stream(*st);
+  if (write_stream_ == st) write_stream_.reset();
+}
+
+// ---- Stopping ----
+
+asio::awaitable<void> server_core::stop() {
+  auto self = shared_from_this();
+  if (stopped_) co_return;
+  stopping_ = true;
+  std::error_code ignored;
+  for (auto& acceptor : acceptors_) acceptor.close(ignored);
+  for (auto* tcp : handshaking_) tcp->cancel(ignored);
+  if (write_stream_) {
+    abandon_stream(*write_stream_);
+    write_stream_.reset();
+  }
+  for (const auto& entry : registry_)
+    socket_access::get(*entry.second).begin_close(close_code::going_away, "server stopping");
+
+  // Each socket bounds its own close handshake by the close timeout; this deadline is
+  // a safety net, after which the stragglers are dropped.
+  auto wait_all = [this, self](std::chrono::milliseconds limit) -> asio::awaitable<void> {
+    auto expired = std::make_shared<bool>(false);
+    asio::steady_timer deadline{ex_, limit};
+    deadline.async_wait([expired, self](std::error_code ec) {
+      if (ec) return;
+      *expired = true;
+      self->changed_.notify_all();
+    });
+    while (!(registry_.empty() && pending_reports_ == 0) && !*expired) co_await changed_.wait();
+    deadline.cancel();
+  };
+  co_await wait_all(options_.close_timeout + 250ms);
+  if (!registry_.empty()) {
+    for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
+    co_await wait_all(1s);
+  }
+  stopped_ = true;
+  connections_.end();
+  messages_.end();
+  pongs_.end();
+  closes_.end();
+  errors_.end();
+  streams_.end();
+  events_.end();
+}
+
+void server_core::shutdown_now() noexcept {
+  stopping_ = true;
+  stopped_ = true;
+  std::error_code ignored;
+  for (auto& acceptor : acceptors_) acceptor.close(ignored);
+  for (auto* tcp : handshaking_) tcp->cancel(ignored);
+  for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
+  registry_.clear();
+  connections_.end();
+  messages_.end();
+  pongs_.end();
+  closes_.end();
+  errors_.end();
+  streams_.end();
+  events_.end();
+}
+
+asio::awaitable<void> wait_pipe(std::shared_ptr<socket> from, std::shared_ptr<pipe_state> state) {
+  while (!state->finished) co_await state->done.wait();
+  (void)from;
+}
+
+} // namespace detail
+
+// ---- websockets::server ----
+
+server::server(asio::any_io_executor executor, server_options options)
+    : core_(std::make_shared<detail::server_core>(std::move(executor), std::move(options))) {}
+
+server::~server() {
+  if (core_) core_->shutdown_now();
+}
+
+asio::awaitable<void> server::listen() {
+  core_->bind();
+  return core_->accept_all();
+}
+
+asio::ip::tcp::endpoint server::local_endpoint() const { return core_->local_endpoint_; }
+
+asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view already_read) {
+  return core_->handle(std::move(tcp), std::string(already_read));
+}
+
+void server::on_http(http_handler handler) { core_->http_ = std::move(handler); }
+
+generator<std::shared_ptr<socket>> server::connections() { return core_->connections_.subscribe(); }
+generator<message> server::messages() { return core_->messages_.subscribe(); }
+generator<pong_event> server::pongs() { return core_->pongs_.subscribe(); }
+generator<close_event> server::closes() { return core_->closes_.subscribe(); }
+generator<error_event> server::errors() { return core_->errors_.subscribe(); }
+generator<stream_event> server::streams() { return core_->streams_.subscribe(); }
+generator<event> server::events() { return core_->events_.subscribe(); }
+
+asio::awaitable<void> server::broadcast(frame_head head, std::span<const std::byte> payload) {
+  return core_->broadcast(head, payload);
+}
+
+asio::awaitable<void> server::broadcast(frame_head head, std::string_view payload) {
+  return core_->broadcast(head, std::as_bytes(std::span{payload.data(), payload.size()}));
+}
+
+asio::awaitable<void> server::co_write(std::span<const std::byte> chunk, websockets::opcode opcode) {
+  return core_->co_write(chunk, opcode);
+}
+
+asio::awaitable<void> server::stop() { return core_->stop(); }
+
+std::size_t server::connection_count() const noexcept { return core_->registry_.size(); }
+
+std::vector<std::shared_ptr<socket>> server::sockets() const {
+  std::vector<std::shared_ptr<socket>> out;
+  out.reserve(core_->registry_.size());
+  for (const auto& entry : core_->registry_) out.push_back(entry.second);
+  return out;
+}
+
+const server_options& server::options() const noexcept { return core_->options_; }
+
+asio::awaitable<void> pipe(std::shared_ptr<socket> from, server& to, pipe_options options) {
+  // Not a coroutine: the pipe attaches now, before the caller's next suspension.
+  auto state = detail::socket_access::get(*from).attach_pipe(detail::server_access::shared(to),
+                                                            options.include_sender);
+  return detail::wait_pipe(std::move(from), std::move(state));
+}
+
+} // namespace websockets

@@ -1,0 +1,98 @@
+// Private: the state behind websockets::server, shared with its connections (which
+// report events into its hubs and leave its registry when they close).
+#pragma once
+
+#include "connection.hpp"
+
+#include <websockets/server.hpp>
+
+#include <asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace websockets::detail {
+
+class server_core : public std::enable_shared_from_this<server_core> {
+public:
+  server_core(asio::any_io_executor ex, server_options options);
+
+  // Listening and handshakes.
+  void bind();
+  asio::awaitable<void> accept_all();
+  asio::awaitable<void> handle(asio::ip::tcp::socket tcp, std::string already_read);
+
+  // The registry.
+  void add(const std::shared_ptr<socket>& s);
+  /// A socket leaves; its close event is still to be published (`closed_reported`).
+  void remove(std::uint64_t id);
+  void closed_reported() noexcept;
+
+  // Sending to many.
+  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload);
+  asio::awaitable<void> co_write(std::span<const std::byte> chunk, opcode op);
+  /// Waits for the server's stream slot, then fixes `st`'s targets (every open socket
+  /// but `exclude`) and claims them.
+  asio::awaitable<void> open_stream(outgoing_stream& st, opcode op, const socket* exclude);
+  /// Sends one fragment of `st`; with `fin`, the last.
+  asio::awaitable<void> stream_chunk(outgoing_stream& st, std::span<const std::byte> chunk, bool fin);
+  /// Releases `st`'s targets and the stream slot.
+  void close_stream(outgoing_stream& st) noexcept;
+  /// Ends `st` at once with a final frame, past the queue limits, and closes it.
+  void abandon_stream(outgoing_stream& st) noexcept;
+
+  asio::awaitable<void> stop();
+  /// The destructor's stop: no waiting.
+  void shutdown_now() noexcept;
+
+  asio::any_io_executor ex_;
+  server_options options_;
+  connection_config config_;
+  std::string host_;
+  std::string port_;
+  std::string path_;
+  std::vector<asio::ip::tcp::acceptor> acceptors_;
+  asio::ip::tcp::endpoint local_endpoint_;
+  std::map<std::uint64_t, std::shared_ptr<socket>> registry_; // by id: in opening order
+  std::size_t reserved_ = 0;       // handshakes past the limit check, not registered yet
+  std::size_t pending_reports_ = 0; // sockets out of the registry whose close event is not out
+  std::set<asio::ip::tcp::socket*> handshaking_;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  http_handler http_;
+  notifier changed_; // registry or reports changed
+
+  bool stream_busy_ = false;
+  notifier stream_free_;
+  std::shared_ptr<outgoing_stream> write_stream_; // co_write's
+
+  hub<std::shared_ptr<socket>> connections_;
+  hub<message> messages_;
+  hub<pong_event> pongs_;
+  hub<close_event> closes_;
+  hub<error_event> errors_;
+  hub<stream_event> streams_;
+  hub<event> events_;
+
+private:
+  asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor);
+  asio::awaitable<void> report_error(std::error_code ec);
+  asio::awaitable<void> answer(asio::ip::tcp::socket& tcp, std::string response);
+  asio::awaitable<void> deliver(const shared_bytes& frame, std::vector<std::shared_ptr<socket>>* targets,
+                                const void* stream);
+};
+
+/// Waits for a pipe to finish; `from` stays alive meanwhile.
+asio::awaitable<void> wait_pipe(std::shared_ptr<socket> from, std::shared_ptr<pipe_state> state);
+
+struct server_access {
+  static server_core& core(server& s) noexcept { return *s.core_; }
+  static std::shared_ptr<server_core> shared(server& s) noexcept { return s.core_; }
+};
+
+} // namespace websockets::detail

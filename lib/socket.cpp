@@ -1,0 +1,674 @@
+// One connection: the read loop, the send queue and its writer, ping/pong, the idle
+// watchdog and the close handshake.
+#include "connection.hpp"
+#include "server_core.hpp"
+
+#include <websockets/utf8.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <utility>
+
+namespace websockets {
+namespace detail {
+namespace {
+
+std::atomic<std::uint64_t> frames_encoded{0};
+std::atomic<std::uint64_t> last_socket_id{0};
+
+std::error_code not_connected() { return std::make_error_code(std::errc::not_connected); }
+
+std::string to_string(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+// Every event kind becomes the `event` variant for events() subscribers.
+template <class E>
+event to_event(E&& e) {
+  return event{std::forward<E>(e)};
+}
+event to_event(stream_event&& e) {
+  return std::visit([](auto&& alternative) { return event{std::move(alternative)}; }, std::move(e));
+}
+
+shared_bytes copy_bytes(std::span<const std::byte> bytes) {
+  auto buffer = std::make_shared_for_overwrite<std::byte[]>(bytes.size());
+  std::memcpy(buffer.get(), bytes.data(), bytes.size());
+  return {std::move(buffer), bytes.size()};
+}
+
+} // namespace
+
+shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
+                          std::span<const std::byte> payload) {
+  const frame_writer writer{role};
+  const encoded_head head = writer.head(op, payload.size(), fin);
+  const std::size_t size = head.size() + payload.size();
+  auto buffer = std::make_shared_for_overwrite<std::byte[]>(size);
+  std::memcpy(buffer.get(), head.bytes().data(), head.size());
+  if (!payload.empty()) head.mask_copy(payload, std::span{buffer.get() + head.size(), payload.size()});
+  frames_encoded.fetch_add(1, std::memory_order_relaxed);
+  return {std::move(buffer), size};
+}
+
+std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory_order_relaxed); }
+
+std::shared_ptr<socket> socket_access::create(asio::ip::tcp::socket tcp, connection_config config,
+                                              upgrade_request request,
+                                              std::shared_ptr<server_core> server) {
+  std::shared_ptr<socket> s{new socket{nullptr}};
+  s->connection_ = std::make_unique<connection>(*s, std::move(tcp), config, std::move(request),
+                                                std::move(server), ++last_socket_id);
+  return s;
+}
+
+connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_config config,
+                       upgrade_request request, std::shared_ptr<server_core> server, std::uint64_t id)
+    : owner_(owner),
+      ex_(tcp.get_executor()),
+      tcp_(std::move(tcp)),
+      config_(config),
+      request_(std::move(request)),
+      server_(std::move(server)),
+      id_(id),
+      parser_(parser_options{.role = config.role, .limits = config.limits, .allow_compression = false}),
+      writer_(config.role),
+      read_buf_(std::max<std::size_t>(config.read_buffer, 512)),
+      writer_wake_(ex_),
+      changed_(ex_),
+      close_timer_(ex_),
+      idle_timer_(ex_),
+      closed_(ex_),
+      messages_(ex_, config.event_queue),
+      streams_(ex_, config.event_queue),
+      events_(ex_, config.event_queue) {}
+
+connection::~connection() = default;
+
+void connection::start(std::span<const std::byte> initial, std::shared_ptr<handoff> open) {
+  if (initial.size() > read_buf_.size()) read_buf_.resize(initial.size());
+  std::copy(initial.begin(), initial.end(), read_buf_.begin());
+  initial_size_ = initial.size();
+  auto me = self();
+  asio::co_spawn(ex_, writer_loop(me), asio::detached);
+  if (config_.timeout.count() > 0) asio::co_spawn(ex_, idle_loop(me), asio::detached);
+  // The reader runs under a cancellation slot, so that giving up on a peer also stops
+  // a reader that waits on a consumer; the teardown runs outside it, uncancelled.
+  asio::co_spawn(ex_, read_loop(me, std::move(open)),
+                 asio::bind_cancellation_slot(read_cancel_.slot(), [me](const std::exception_ptr&) {
+                   auto& c = socket_access::get(*me);
+                   asio::co_spawn(c.ex_, c.teardown(me), asio::detached);
+                 }));
+}
+
+asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
+  std::error_code ec;
+  auto endpoint = tcp_.remote_endpoint(ec);
+  return ec ? asio::ip::tcp::endpoint{} : endpoint;
+}
+
+// ---- Reading ----
+
+asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
+                                            std::shared_ptr<handoff> open) {
+  if (open) {
+    handoff_ = open;
+    while (open->pending() && !stop_reading_) co_await open->wait();
+    handoff_.reset();
+  }
+  if (initial_size_ != 0 && !stop_reading_) {
+    const std::size_t size = std::exchange(initial_size_, 0);
+    co_await process({read_buf_.data(), size});
+  }
+  while (!stop_reading_) {
+    reading_ = true;
+    auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(read_buf_), nothrow);
+    reading_ = false;
+    if (stop_reading_) break;
+    if (ec) {
+      read_error_ = ec;
+      break;
+    }
+    ++reads_;
+    co_await process({read_buf_.data(), size});
+  }
+  (void)self;
+}
+
+asio::awaitable<void> connection::process(std::span<std::byte> input) {
+  for (;;) {
+    auto [ev, used] = parser_.parse(input);
+    input = input.subspan(used);
+    if (std::holds_alternative<parse::need_more>(ev)) co_return;
+    if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
+      co_await on_begin(begin->opcode, begin->fragmented);
+    } else if (const auto* data = std::get_if<parse::data>(&ev)) {
+      co_await on_data(data->bytes);
+    } else if (std::holds_alternative<parse::message_end>(ev)) {
+      co_await on_end();
+    } else if (const auto* control = std::get_if<parse::control>(&ev)) {
+      if (control->opcode == opcode::ping) {
+        co_await on_ping(control->payload);
+      } else if (!close_sent_) {
+        pong_event pong{self(), to_string(control->payload)};
+        co_await fan_out(std::move(pong), nullptr, server_ ? &server_->pongs_ : nullptr, true);
+      }
+    } else if (const auto* close = std::get_if<parse::close>(&ev)) {
+      on_close(close->code, close->reason);
+      stop_reading_ = true;
+    } else if (const auto* failure = std::get_if<parse::failure>(&ev)) {
+      protocol_error_ = failure->code;
+      stop_reading_ = true;
+    }
+    // parse::frame_end needs nothing: relays forward pieces as they come.
+    if (stop_reading_) co_return;
+  }
+}
+
+bool connection::wants_message(bool fragmented) const noexcept {
+  if (messages_.wanted() || (server_ && server_->messages_.wanted())) return true;
+  // events() gets a fragmented message as its stream events, not reassembled.
+  return !fragmented && (events_.wanted() || (server_ && server_->events_.wanted()));
+}
+
+bool connection::wants_stream() const noexcept {
+  return streams_.wanted() || events_.wanted() ||
+         (server_ && (server_->streams_.wanted() || server_->events_.wanted()));
+}
+
+asio::awaitable<void> connection::on_begin(opcode op, bool fragmented) {
+  message_op_ = op;
+  fragmented_ = fragmented;
+  payload_.clear();
+  assembling_ = wants_message(fragmented);
+  if (!fragmented) co_return;
+  if (wants_stream()) {
+    // Hold the stream until every consumer of stream_start has had its chance to
+    // attach a pipe, which needs the stream from its first byte.
+    auto point = std::make_shared<handoff>(ex_);
+    point->add(); // while publishing
+    handoff_ = point;
+    stream_event start{stream_start{self(), op}};
+    co_await fan_out(std::move(start), &streams_, server_ ? &server_->streams_ : nullptr, true, point);
+    point->done();
+    while (point->pending() && !stop_reading_) co_await point->wait();
+    handoff_.reset();
+  }
+  if (pipe_ && !stop_reading_) {
+    pipe_->relaying = true;
+    relay_ = std::make_unique<outgoing_stream>();
+    co_await pipe_->to->open_stream(*relay_, op, pipe_->include_sender ? nullptr : &owner_);
+  }
+}
+
+asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
+  if (assembling_) payload_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!fragmented_) co_return;
+  if (wants_stream()) {
+    stream_event data{stream_data{self(), to_string(bytes)}};
+    co_await fan_out(std::move(data), &streams_, server_ ? &server_->streams_ : nullptr, true);
+  }
+  if (relay_) co_await pipe_->to->stream_chunk(*relay_, bytes, false);
+}
+
+asio::awaitable<void> connection::on_end() {
+  if (fragmented_) {
+    if (wants_stream()) {
+      stream_event end{stream_end{self()}};
+      co_await fan_out(std::move(end), &streams_, server_ ? &server_->streams_ : nullptr, true);
+    }
+    if (relay_) {
+      const auto to = pipe_->to;
+      co_await to->stream_chunk(*relay_, {}, true);
+      to->close_stream(*relay_);
+      relay_.reset();
+      finish_pipe();
+    }
+  }
+  if (assembling_) {
+    assembling_ = false;
+    message whole{self(), message_op_, std::move(payload_)};
+    co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, !fragmented_);
+  }
+  fragmented_ = false;
+}
+
+asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {
+  // No frame may follow our close frame, pongs included.
+  if (close_sent_ || finished_) co_return;
+  enqueue_control(writer_.control(opcode::pong, payload));
+  // A peer that pings without reading our pongs fills our queue: stop reading it.
+  while (queued_bytes_ > config_.send_queue_limit && !stop_reading_ && !write_error_)
+    co_await changed_.wait();
+}
+
+void connection::on_close(std::uint16_t code, std::string_view reason) {
+  close_received_ = true;
+  received_code_ = code;
+  received_reason_.assign(reason);
+  // Echo the code (RFC 6455 section 5.5.1); a close without a code is answered with 1000.
+  if (!close_sent_)
+    queue_close(code == static_cast<std::uint16_t>(close_code::no_status) ? close_code::normal
+                                                                           : static_cast<close_code>(code),
+                {});
+  arm_close_deadline();
+  changed_.notify_all();
+}
+
+template <class E>
+asio::awaitable<void> connection::fan_out(E value, std::type_identity_t<hub<E>>* own,
+                                std::type_identity_t<hub<E>>* server_kind, bool to_events,
+                                          std::shared_ptr<handoff> point) {
+  hub<event>* own_events = to_events ? &events_ : nullptr;
+  hub<event>* server_events = to_events && server_ ? &server_->events_ : nullptr;
+  const bool w0 = own && own->wanted();
+  const bool w1 = server_kind && server_kind->wanted();
+  const bool w2 = own_events && own_events->wanted();
+  const bool w3 = server_events && server_events->wanted();
+  // The last recipient gets the value itself; the others get copies. (Copies are
+  // named: g++ 12 miscompiles aggregate temporaries inside a co_await expression.)
+  if (w0) {
+    E copy = w1 || w2 || w3 ? value : std::move(value);
+    co_await own->publish(std::move(copy), point);
+  }
+  if (w1) {
+    E copy = w2 || w3 ? value : std::move(value);
+    co_await server_kind->publish(std::move(copy), point);
+  }
+  if (w2 || w3) {
+    event ev = to_event(std::move(value));
+    if (w2) {
+      event copy = w3 ? ev : std::move(ev);
+      co_await own_events->publish(std::move(copy), point);
+    }
+    if (w3) co_await server_events->publish(std::move(ev), point);
+  }
+}
+
+// ---- Writing ----
+
+void connection::push_data(shared_bytes frame) {
+  queued_bytes_ += frame.size;
+  data_q_.push_back(std::move(frame));
+  writer_wake_.notify_all();
+}
+
+void connection::enqueue_control(const control_frame& frame) {
+  if (close_sent_ || finished_ || write_error_) return;
+  queued_bytes_ += frame.size();
+  control_q_.push_back(frame);
+  writer_wake_.notify_all();
+}
+
+void connection::enqueue_now(const shared_bytes& frame) {
+  if (close_sent_ || finished_ || write_error_) return;
+  push_data(frame);
+}
+
+bool connection::can_enqueue(const void* stream) const noexcept {
+  const bool room = queued_bytes_ == 0 || queued_bytes_ < config_.send_queue_limit;
+  return room && (stream_owner_ == nullptr || stream_owner_ == stream);
+}
+
+bool connection::try_enqueue(const shared_bytes& frame, const void* stream) {
+  if (!is_open()) return true; // nothing to wait for: it will never be sent
+  const bool stream_frame = stream != nullptr && stream == stream_owner_;
+  if ((!stream_frame && !waiters_.empty()) || !can_enqueue(stream)) return false;
+  push_data(frame);
+  return true;
+}
+
+asio::awaitable<bool> connection::wait_turn(const void* stream) {
+  // Frames of a stream this socket belongs to only wait for room; everything else
+  // waits in line, so that messages keep their order when some had to wait.
+  const bool stream_frame = stream != nullptr && stream == stream_owner_;
+  if (is_open() && (stream_frame || waiters_.empty()) && can_enqueue(stream)) co_return true;
+  int place = 0;
+  struct in_line {
+    connection& c;
+    const int* place;
+    bool queued;
+    ~in_line() {
+      if (!queued) return;
+      auto it = std::find(c.waiters_.begin(), c.waiters_.end(), place);
+      if (it != c.waiters_.end()) c.waiters_.erase(it);
+      c.changed_.notify_all();
+    }
+  } guard{*this, &place, !stream_frame};
+  if (!stream_frame) waiters_.push_back(&place);
+  for (;;) {
+    if (!is_open()) co_return false;
+    if ((stream_frame || waiters_.front() == &place) && can_enqueue(stream)) co_return true;
+    co_await changed_.wait();
+  }
+}
+
+asio::awaitable<bool> connection::enqueue(shared_bytes frame, const void* stream) {
+  const bool turn = co_await wait_turn(stream);
+  if (turn) push_data(std::move(frame));
+  co_return turn;
+}
+
+void connection::release_stream(const void* stream) noexcept {
+  if (stream_owner_ != stream) return;
+  stream_owner_ = nullptr;
+  changed_.notify_all();
+}
+
+asio::awaitable<void> connection::writer_loop(std::shared_ptr<socket> self) {
+  std::vector<control_frame> control;
+  std::vector<shared_bytes> data;
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    while (control_q_.empty() && data_q_.empty() && !writer_stop_) co_await writer_wake_.wait();
+    if (control_q_.empty() && data_q_.empty()) break;
+    // Everything queued goes in one gather write: pings and pongs first (they may
+    // pass data frames, never split one), then data frames and the close frame in order.
+    control.swap(control_q_);
+    data.swap(data_q_);
+    buffers.clear();
+    std::size_t bytes = 0;
+    for (const auto& frame : control) {
+      buffers.emplace_back(frame.bytes().data(), frame.size());
+      bytes += frame.size();
+    }
+    for (const auto& frame : data) {
+      buffers.emplace_back(frame.data.get(), frame.size);
+      bytes += frame.size;
+    }
+    writing_ = true;
+    auto [ec, written] = co_await asio::async_write(tcp_, buffers, nothrow);
+    writing_ = false;
+    (void)written;
+    queued_bytes_ -= bytes;
+    control.clear();
+    data.clear();
+    if (ec) {
+      write_error_ = ec;
+      queued_bytes_ = 0;
+      control_q_.clear();
+      data_q_.clear();
+      give_up_ = true;
+      stop_read();
+    }
+    changed_.notify_all();
+    if (ec) break;
+  }
+  writer_done_ = true;
+  changed_.notify_all();
+  (void)self;
+}
+
+// ---- The API ----
+
+asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std::byte> payload) {
+  release_handoff();
+  if (op != opcode::text && op != opcode::binary)
+    co_return std::make_error_code(std::errc::invalid_argument);
+  const auto keep = self();
+  const bool turn = co_await wait_turn(nullptr);
+  if (!turn) co_return not_connected();
+  push_data(encode_frame(config_.role, op, true, payload));
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> connection::ping(std::span<const std::byte> payload) {
+  release_handoff();
+  if (payload.size() > max_control_payload) co_return std::make_error_code(std::errc::message_size);
+  if (!is_open()) co_return not_connected();
+  enqueue_control(writer_.control(opcode::ping, payload));
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> connection::close(close_code code, std::string_view reason) {
+  release_handoff();
+  const auto keep = self();
+  if (!is_sendable(code) || !is_valid_utf8(reason))
+    co_return std::make_error_code(std::errc::invalid_argument);
+  if (!close_sent_ && !close_received_ && !tearing_down_) {
+    queue_close(code, reason);
+    arm_close_deadline();
+  }
+  co_await wait_closed();
+  if (close_received_) co_return std::error_code{};
+  co_return std::make_error_code(close_expired_ ? std::errc::timed_out : std::errc::connection_aborted);
+}
+
+void connection::begin_close(close_code code, std::string_view reason) {
+  if (close_sent_ || tearing_down_) return;
+  queue_close(code, reason);
+  arm_close_deadline();
+}
+
+generator<message> connection::messages() {
+  release_handoff();
+  return messages_.subscribe();
+}
+
+generator<stream_event> connection::streams() {
+  release_handoff();
+  return streams_.subscribe();
+}
+
+generator<event> connection::events() {
+  release_handoff();
+  return events_.subscribe();
+}
+
+std::shared_ptr<pipe_state> connection::attach_pipe(std::shared_ptr<server_core> to, bool include_sender) {
+  release_handoff();
+  if (pipe_) return pipe_;
+  auto state = std::make_shared<pipe_state>(ex_);
+  state->to = std::move(to);
+  state->include_sender = include_sender;
+  if (tearing_down_ || stop_reading_ || !state->to) {
+    state->finished = true;
+    return state;
+  }
+  pipe_ = state;
+  return state;
+}
+
+void connection::finish_pipe() noexcept {
+  if (!pipe_) return;
+  pipe_->finished = true;
+  pipe_->relaying = false;
+  pipe_->done.notify_all();
+  pipe_.reset();
+}
+
+void connection::release_handoff() noexcept {
+  if (handoff_) handoff_->release();
+}
+
+// ---- Closing ----
+
+void connection::queue_close(close_code code, std::string_view reason) {
+  if (close_sent_ || finished_) return;
+  close_sent_ = true;
+  // Behind the data already queued: nothing the application sent before is lost.
+  push_data(copy_bytes(writer_.close(code, reason).bytes()));
+  changed_.notify_all();
+}
+
+void connection::arm_close_deadline() {
+  if (close_deadline_armed_ || finished_) return;
+  close_deadline_armed_ = true;
+  close_timer_.expires_after(config_.close_timeout);
+  close_timer_.async_wait([this, me = self()](std::error_code ec) {
+    if (ec || finished_) return;
+    close_expired_ = true;
+    abort();
+  });
+}
+
+void connection::stop_read() noexcept {
+  if (stop_reading_) return;
+  stop_reading_ = true;
+  read_cancel_.emit(asio::cancellation_type::terminal);
+}
+
+void connection::abort() {
+  give_up_ = true;
+  stop_read();
+  if (tearing_down_) {
+    // The teardown waits on the writer or for the server's FIN: stop both.
+    std::error_code ignored;
+    tcp_.cancel(ignored);
+  }
+  changed_.notify_all();
+}
+
+asio::awaitable<void> connection::wait_closed() {
+  while (!reported_) co_await closed_.wait();
+}
+
+asio::awaitable<void> connection::idle_loop(std::shared_ptr<socket> self) {
+  std::uint64_t seen = reads_;
+  bool pinged = false;
+  while (!tearing_down_ && !stop_reading_) {
+    idle_timer_.expires_after(config_.timeout);
+    (void)co_await idle_timer_.async_wait(nothrow);
+    if (tearing_down_ || stop_reading_) break;
+    // Traffic, or a reader held up by our own consumers, is not idleness.
+    if (reads_ != seen || !reading_) {
+      seen = reads_;
+      pinged = false;
+      continue;
+    }
+    if (!pinged) {
+      enqueue_control(writer_.control(opcode::ping, {}));
+      pinged = true;
+      continue;
+    }
+    idle_expired_ = true;
+    queue_close(close_code::going_away, "idle timeout");
+    arm_close_deadline();
+    stop_read();
+    break;
+  }
+  (void)self;
+}
+
+asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
+  tearing_down_ = true;
+  release_handoff();
+  std::error_code error;
+  auto code = static_cast<std::uint16_t>(close_code::abnormal);
+  std::string reason;
+  if (protocol_error_ != websockets::error{}) {
+    const close_code answer = close_code_for(protocol_error_);
+    error = make_error_code(protocol_error_);
+    code = static_cast<std::uint16_t>(answer);
+    queue_close(answer, {});
+  } else if (close_received_) {
+    code = received_code_;
+    reason = std::move(received_reason_);
+  } else if (idle_expired_) {
+    error = std::make_error_code(std::errc::timed_out);
+  }
+  // A relay cut short still ends with a final frame: its peers are not left inside a
+  // message, and the server's stream slot is freed.
+  if (relay_) {
+    if (pipe_ && pipe_->to) pipe_->to->abandon_stream(*relay_);
+    relay_.reset();
+  }
+  finish_pipe();
+  changed_.notify_all(); // senders waiting for room: the socket is closing
+
+  // The close frame, and what was queued before it, goes out within the close timeout.
+  arm_close_deadline();
+  while (!give_up_ && !write_error_ && (writing_ || !control_q_.empty() || !data_q_.empty()))
+    co_await changed_.wait();
+  // A client lets the server close TCP first (RFC 6455 section 7.1.1).
+  if (config_.role == role::client && close_received_ && !give_up_ && !read_error_) {
+    for (;;) {
+      auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(read_buf_), nothrow);
+      (void)size;
+      if (ec) break;
+    }
+  }
+  writer_stop_ = true;
+  writer_wake_.notify_all();
+  std::error_code ignored;
+  tcp_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  tcp_.close(ignored);
+  finished_ = true;
+  close_timer_.cancel();
+  idle_timer_.cancel();
+  changed_.notify_all();
+
+  const auto server = server_;
+  if (server) server->remove(id_);
+  if (error) {
+    error_event failed{me, error};
+    co_await fan_out(std::move(failed), nullptr, server ? &server->errors_ : nullptr, true);
+  }
+  close_event closed{me, code, std::move(reason)};
+  co_await fan_out(std::move(closed), nullptr, server ? &server->closes_ : nullptr, true);
+  reported_ = true;
+  messages_.end();
+  streams_.end();
+  events_.end();
+  closed_.notify_all();
+  if (server) server->closed_reported();
+  server_.reset(); // the server no longer needs this socket, nor it the server
+}
+
+} // namespace detail
+
+// ---- websockets::socket ----
+
+socket::socket(std::unique_ptr<detail::connection> connection) noexcept
+    : connection_(std::move(connection)) {}
+
+socket::~socket() = default;
+
+std::uint64_t socket::id() const noexcept { return connection_->id(); }
+
+websockets::role socket::role() const noexcept { return connection_->role(); }
+
+asio::awaitable<std::error_code> socket::send(std::string_view text) {
+  return connection_->send(opcode::text, std::as_bytes(std::span{text.data(), text.size()}));
+}
+
+asio::awaitable<std::error_code> socket::send(std::span<const std::byte> bytes) {
+  return connection_->send(opcode::binary, bytes);
+}
+
+asio::awaitable<std::error_code> socket::send(websockets::opcode opcode,
+                                              std::span<const std::byte> payload) {
+  return connection_->send(opcode, payload);
+}
+
+asio::awaitable<std::error_code> socket::ping(std::span<const std::byte> payload) {
+  return connection_->ping(payload);
+}
+
+asio::awaitable<std::error_code> socket::close(close_code code, std::string_view reason) {
+  return connection_->close(code, reason);
+}
+
+generator<message> socket::messages() { return connection_->messages(); }
+
+generator<stream_event> socket::streams() { return connection_->streams(); }
+
+generator<event> socket::events() { return connection_->events(); }
+
+const upgrade_request& socket::request() const noexcept { return connection_->request(); }
+
+asio::ip::tcp::endpoint socket::remote_endpoint() const noexcept {
+  return connection_->remote_endpoint();
+}
+
+bool socket::is_open() const noexcept { return connection_->is_open(); }
+
+std::size_t socket::buffered_amount() const noexcept { return connection_->buffered_amount(); }
+
+} // namespace websockets

@@ -1,0 +1,362 @@
+// chat: a chat room on one port. The page (page.html, embedded at build time) is served
+// over plain HTTP at the url's path; the WebSocket is on the same port and path. The
+// protocol is in README.md beside this file; the room's rules are in room.cpp.
+//
+//   chat [--url URL] [--help]          default ws://localhost:3000
+#include "page.hpp"
+#include "room.hpp"
+
+#include <websockets/server.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/channel.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <boost/url/parse.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace {
+
+using websockets::socket;
+using socket_ptr = std::shared_ptr<socket>;
+
+constexpr std::string_view usage = R"(usage: chat [--url URL] [--help]
+
+A chat room: open the printed address in a browser. The page is served over plain HTTP
+at the url's path, and the WebSocket on the same port and path.
+
+  --url URL   where to listen, ws://HOST:PORT/PATH (default ws://localhost:3000);
+              ws://0.0.0.0:3000 lets other machines of the network in
+  --help      show this help
+)";
+
+/// Logs what a detached coroutine threw instead of losing it.
+void report(const std::exception_ptr& e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    fmt::print(stderr, "chat: {}\n", x.what());
+  }
+}
+
+/// A mutex for coroutines on one executor: a channel holding one token. Waiters are
+/// served in the order they asked.
+class async_mutex {
+public:
+  explicit async_mutex(const asio::any_io_executor& ex) : tokens_{ex, 1} {
+    (void)tokens_.try_send(std::error_code{}, true);
+  }
+
+  class guard {
+  public:
+    explicit guard(async_mutex& m) : m_{&m} {}
+    guard(guard&& other) noexcept : m_{std::exchange(other.m_, nullptr)} {}
+    guard& operator=(guard&&) = delete;
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    ~guard() {
+      if (m_ != nullptr) (void)m_->tokens_.try_send(std::error_code{}, true);
+    }
+
+  private:
+    async_mutex* m_;
+  };
+
+  asio::awaitable<guard> lock() {
+    co_await tokens_.async_receive(asio::use_awaitable);
+    co_return guard{*this};
+  }
+
+private:
+  // (A second argument: asio 1.22 cannot tell a lone error_code signature apart.)
+  asio::experimental::channel<void(std::error_code, bool)> tokens_;
+};
+
+/// The room, the server, and the order of everything the chat sends.
+struct chat_server {
+  chat_server(const asio::any_io_executor& executor, websockets::server_options options)
+      : ex{executor}, srv{executor, std::move(options)},
+        room{chat::limits{.max_file = srv.options().max_message_size}}, out{executor} {}
+
+  asio::any_io_executor ex;
+  websockets::server srv;
+  chat::room room;
+  /// Held while sending, so that what the room decided goes out in the same order to
+  /// everyone, and a file's envelope is followed at once by its bytes.
+  async_mutex out;
+  std::map<chat::client_id, std::weak_ptr<socket>> peers;
+
+  /// Sends `deliveries`; the caller holds `out`. Every delivery to many is one
+  /// broadcast: encoded once, and it leaves each socket's reader alone, whereas a
+  /// per-socket `send` to a peer lets that peer's reader pass a `stream_start` its own
+  /// loop has not taken yet, so that its pipe misses the stream (the library releases
+  /// a socket's hand-off on any send to it). Per-socket sends go only to the socket
+  /// whose event is being handled, never while a file of its is announced.
+  asio::awaitable<void> send_locked(const std::vector<chat::delivery>& deliveries) {
+    using audience = chat::delivery::audience;
+    for (const auto& d : deliveries) {
+      if (d.to == audience::one) {
+        if (const auto it = peers.find(d.who); it != peers.end())
+          if (auto s = it->second.lock()) (void)co_await s->send(std::string_view{d.text});
+        continue;
+      }
+      co_await srv.broadcast({.fin = true, .opcode = websockets::opcode::text}, std::string_view{d.text});
+    }
+  }
+
+  asio::awaitable<void> send(std::vector<chat::delivery> deliveries) {
+    if (deliveries.empty()) co_return;
+    auto held = co_await out.lock();
+    co_await send_locked(deliveries);
+  }
+};
+
+/// How long a client has, after `/file`, to start sending the bytes (while it has not,
+/// the room's messages wait: the bytes must follow the envelope at once).
+constexpr std::chrono::seconds file_start_timeout{10};
+
+/// The send order held for one connection's announced file: from the envelope until
+/// the bytes are relayed (a whole message) or their relay has begun (a stream).
+struct file_hold {
+  explicit file_hold(const asio::any_io_executor& ex) : timer{ex} {}
+  std::optional<async_mutex::guard> guard;
+  asio::steady_timer timer;
+
+  void release() {
+    guard.reset();
+    timer.cancel();
+  }
+};
+
+/// True when a browser's `Origin` names the host it connected to (or when there is no
+/// `Origin`: not a browser). Stops other sites' pages from using a visitor's browser to
+/// chat here in their name.
+bool same_origin(const socket& s) {
+  const auto& origin = s.request().origin();
+  if (!origin) return true;
+  const std::string host = s.request().head().header("Host");
+  return *origin == "http://" + host || *origin == "https://" + host;
+}
+
+/// One connection, from open to close: its events in the order it sent them.
+asio::awaitable<void> serve(chat_server& chat, socket_ptr sock, websockets::generator<websockets::event> events) {
+  const chat::client_id id = sock->id();
+  if (!same_origin(*sock)) {
+    (void)co_await sock->close(websockets::close_code::policy_violation, "cross-origin page");
+    co_return;
+  }
+  chat.peers[id] = sock;
+  co_await chat.send(chat.room.open(id));
+
+  const auto hold = std::make_shared<file_hold>(chat.ex);
+  // A fragmented text message being gathered: at most one byte past the room's limit,
+  // enough for the room to answer that it is too long.
+  std::optional<std::string> text_stream;
+  const std::size_t keep = chat.room.room_limits().max_text + 1;
+
+  // A text message: a chat message or a command. A `/file` keeps the send order held
+  // (see file_hold) until its bytes come, or for `file_start_timeout`.
+  const auto on_text = [&](std::string_view text) -> asio::awaitable<void> {
+    const auto deliveries = chat.room.text(id, text, std::chrono::system_clock::now());
+    if (deliveries.empty()) co_return;
+    auto held = co_await chat.out.lock();
+    co_await chat.send_locked(deliveries);
+    if (!std::ranges::any_of(deliveries, &chat::delivery::announces_file)) co_return;
+    hold->guard.emplace(std::move(held));
+    hold->timer.expires_after(file_start_timeout);
+    hold->timer.async_wait([hold, &chat, id](const std::error_code& ec) {
+      if (ec || !hold->guard) return;
+      hold->release();
+      chat.room.cancel_file(id);
+    });
+  };
+
+  while (auto ev = co_await events.next()) {
+    if (auto* start = std::get_if<websockets::stream_start>(&*ev)) {
+      if (start->opcode == websockets::opcode::binary) {
+        auto decision = chat.room.binary(id);
+        if (decision.relay) {
+          // Attached before any co_await, so the relay has the stream from its first
+          // byte; the held order keeps everything else out until the relay has begun.
+          asio::co_spawn(chat.ex, websockets::pipe(sock, chat.srv), report);
+          continue;
+        }
+        hold->release();
+        co_await chat.send(std::move(decision.out));
+        continue;
+      }
+      hold->release();
+      chat.room.cancel_file(id);
+      text_stream.emplace();
+      continue;
+    }
+    if (auto* data = std::get_if<websockets::stream_data>(&*ev)) {
+      hold->release(); // the relay has its first bytes: its recipients are claimed
+      if (text_stream && text_stream->size() < keep)
+        text_stream->append(std::string_view{data->chunk}.substr(0, keep - text_stream->size()));
+      continue;
+    }
+    if (std::holds_alternative<websockets::stream_end>(*ev)) {
+      hold->release();
+      if (text_stream) {
+        const std::string text = std::move(*text_stream);
+        text_stream.reset();
+        co_await on_text(text);
+      }
+      continue;
+    }
+    if (auto* m = std::get_if<websockets::message>(&*ev)) {
+      if (m->opcode == websockets::opcode::text) {
+        hold->release();
+        co_await on_text(m->text());
+        continue;
+      }
+      // A whole binary message (the library streams only fragmented ones): right
+      // after its envelope, as one broadcast, which reaches the sender too; clients
+      // ignore bytes they were not announced. (Per-socket sends to the others would
+      // spare the sender, but see send_locked.)
+      auto decision = chat.room.binary(id);
+      if (decision.relay && hold->guard) {
+        co_await chat.srv.broadcast({.fin = true, .opcode = websockets::opcode::binary}, m->bytes());
+        hold->release();
+        continue;
+      }
+      hold->release();
+      co_await chat.send(std::move(decision.out));
+      continue;
+    }
+    if (std::holds_alternative<websockets::close_event>(*ev)) break;
+  }
+  hold->release();
+  chat.room.cancel_file(id);
+  chat.peers.erase(id);
+  co_await chat.send(chat.room.close(id));
+}
+
+/// Accepts sockets; each gets its own coroutine, subscribed before it reads anything.
+asio::awaitable<void> accept(chat_server& chat) {
+  auto opened = chat.srv.connections();
+  while (auto sock = co_await opened.next()) {
+    auto events = (*sock)->events();
+    asio::co_spawn(chat.ex, serve(chat, *sock, std::move(events)), report);
+  }
+}
+
+/// The page at the url's path; `/` redirects there when the path is another; 404
+/// elsewhere. (Only GET gets here: the server answers other methods with 400 itself.)
+websockets::http_handler page_handler(std::string path) {
+  return [path = std::move(path)](const websockets::http_head& request) -> asio::awaitable<std::string> {
+    const std::string_view target = request.target();
+    const std::string_view route = target.substr(0, target.find('?'));
+    if (route == "/" && path != "/")
+      co_return fmt::format("HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            path);
+    if (route != path) {
+      constexpr std::string_view body = "not found\n";
+      co_return fmt::format("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                            "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                            body.size(), body);
+    }
+    const std::string_view page = embedded::page_html;
+    co_return fmt::format(
+        "HTTP/1.1 200 OK\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n"
+        "Content-Length: {}\r\n"
+        "Cache-Control: no-cache\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Referrer-Policy: no-referrer\r\n"
+        "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src blob: data:; connect-src 'self' ws: wss: blob:; base-uri 'none'; form-action 'none'\r\n"
+        "Connection: close\r\n\r\n{}",
+        page.size(), page);
+  };
+}
+
+struct arguments {
+  std::string url = "ws://localhost:3000";
+};
+
+/// Reads the command line; exits with 0 for --help and 2 for a bad argument.
+arguments parse(int argc, char** argv) {
+  arguments args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fmt::print("{}", usage);
+      std::exit(0);
+    }
+    std::string_view value;
+    if (arg.starts_with("--url=")) {
+      value = arg.substr(6);
+    } else if (arg == "--url" && i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      fmt::print(stderr, "chat: {} '{}' (see chat --help)\n",
+                 arg == "--url" ? "missing value for" : "unknown argument", arg);
+      std::exit(2);
+    }
+    args.url = value;
+  }
+  return args;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const arguments args = parse(argc, argv);
+  const auto url = boost::urls::parse_uri(args.url);
+  if (!url || (url->scheme() != "ws" && url->scheme() != "wss")) {
+    fmt::print(stderr, "chat: not a ws:// url: '{}'\n", args.url);
+    return 2;
+  }
+
+  try {
+    asio::io_context io{1};
+    websockets::server_options options{.url = args.url, .max_connections = 100};
+    chat_server chat{io.get_executor(), options};
+    const std::string path = url->path().empty() ? "/" : std::string{url->path()};
+    chat.srv.on_http(page_handler(path));
+
+    auto loop = chat.srv.listen();
+    // The address to print: the url's host with the port actually bound.
+    const std::string authority = fmt::format("{}:{}", url->encoded_host(), chat.srv.local_endpoint().port());
+    asio::co_spawn(io, std::move(loop), report);
+    asio::co_spawn(io, accept(chat), report);
+
+    asio::signal_set signals{io, SIGINT, SIGTERM};
+    signals.async_wait([&](const std::error_code& ec, int) {
+      if (!ec) asio::co_spawn(io, chat.srv.stop(), report);
+    });
+
+    fmt::print("chat: open http://{0}{1} in a browser (WebSocket at ws://{0}{1})\n", authority, path);
+    std::fflush(stdout);
+    io.run();
+  } catch (const std::invalid_argument& e) { // the url
+    fmt::print(stderr, "chat: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) { // e.g. the port is taken
+    fmt::print(stderr, "chat: {}\n", e.what());
+    return 1;
+  }
+}

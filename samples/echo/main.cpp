@@ -1,0 +1,197 @@
+// echo: the smallest useful server. Every message comes back to its sender with its
+// opcode; with --broadcast, every message (and every fragmented stream, as a stream)
+// goes to every connected client, the sender included.
+//
+//   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
+//        [--handshake-timeout MS] [--broadcast] [--help]
+#include <websockets/server.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+
+#include <boost/url/parse.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <variant>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace {
+
+constexpr std::string_view usage = R"(usage: echo [options]
+
+Echoes every WebSocket message back to its sender, with its opcode.
+
+  --url URL                  where to listen, ws://HOST:PORT/PATH (default ws://localhost:3000);
+                             port 0 picks a free port, printed at start
+  --max-connections N        open connections allowed; more get HTTP 503 (default 10)
+  --timeout MS               idle time before a ping, and again before closing (default 600000;
+                             0 disables)
+  --max-message-size BYTES   largest message; bigger ones close the connection with 1009
+                             (default 16777216)
+  --handshake-timeout MS     time a client has to send its upgrade request (default 10000)
+  --broadcast                send every message to every connected client, the sender
+                             included; fragmented messages are relayed as streams
+  --help                     show this help
+)";
+
+void report(const std::exception_ptr& e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    fmt::print(stderr, "echo: {}\n", x.what());
+  }
+}
+
+[[noreturn]] void fail(std::string_view message) {
+  fmt::print(stderr, "echo: {} (see echo --help)\n", message);
+  std::exit(2);
+}
+
+/// A whole decimal number in [min, max]; anything else ends the program with 2.
+std::uint64_t number(std::string_view option, std::string_view text, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size())
+    fail(fmt::format("{} needs a whole number, not '{}'", option, text));
+  if (ec == std::errc::result_out_of_range || value < min || value > max)
+    fail(fmt::format("{} must be between {} and {}, not '{}'", option, min, max, text));
+  return value;
+}
+
+struct arguments {
+  websockets::server_options options;
+  bool broadcast = false;
+};
+
+arguments parse(int argc, char** argv) {
+  arguments args;
+  constexpr std::uint64_t max_ms = 365ULL * 24 * 3600 * 1000; // a year
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fmt::print("{}", usage);
+      std::exit(0);
+    }
+    if (arg == "--broadcast") {
+      args.broadcast = true;
+      continue;
+    }
+    // --name VALUE or --name=VALUE
+    std::optional<std::string_view> value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    const auto take = [&]() -> std::string_view {
+      if (value) return *value;
+      if (i + 1 >= argc) fail(fmt::format("{} needs a value", arg));
+      return argv[++i];
+    };
+    auto& o = args.options;
+    if (arg == "--url") {
+      o.url = take();
+    } else if (arg == "--max-connections") {
+      o.max_connections = static_cast<std::size_t>(number(arg, take(), 1, 1'000'000));
+    } else if (arg == "--timeout") {
+      o.timeout = std::chrono::milliseconds{number(arg, take(), 0, max_ms)};
+    } else if (arg == "--max-message-size") {
+      o.max_message_size = number(arg, take(), 1, std::uint64_t{1} << 40);
+      o.max_frame_size = std::min(o.max_frame_size, o.max_message_size);
+    } else if (arg == "--handshake-timeout") {
+      o.handshake_timeout = std::chrono::milliseconds{number(arg, take(), 1, max_ms)};
+    } else {
+      fail(fmt::format("unknown argument '{}'", argv[i]));
+    }
+  }
+  return args;
+}
+
+/// `url` with the port actually bound (it may have been 0), and `/` for an empty path.
+std::string listening_url(std::string_view url, std::uint16_t port) {
+  const auto u = boost::urls::parse_uri(url).value();
+  return fmt::format("{}://{}:{}{}", u.scheme(), u.encoded_host(), port,
+                     u.encoded_path().empty() ? "/" : std::string_view{u.encoded_path()});
+}
+
+using socket_ptr = std::shared_ptr<websockets::socket>;
+
+/// Echo: each socket's messages go back to it.
+asio::awaitable<void> echo_socket(socket_ptr sock, websockets::generator<websockets::message> messages) {
+  while (auto m = co_await messages.next())
+    if (co_await sock->send(m->opcode, m->bytes())) break; // closed: nothing more to echo
+}
+
+asio::awaitable<void> echo_all(websockets::server& srv) {
+  const auto ex = co_await asio::this_coro::executor;
+  auto opened = srv.connections();
+  while (auto sock = co_await opened.next()) {
+    auto messages = (*sock)->messages(); // subscribed before the socket reads anything
+    asio::co_spawn(ex, echo_socket(*sock, std::move(messages)), report);
+  }
+}
+
+/// Broadcast: whole messages to everyone.
+asio::awaitable<void> broadcast_messages(websockets::server& srv, websockets::generator<websockets::message> messages) {
+  while (auto m = co_await messages.next())
+    co_await srv.broadcast({.fin = true, .opcode = m->opcode}, m->bytes());
+}
+
+/// Broadcast: fragmented messages relayed to everyone as they arrive. This loop never
+/// waits on a send, so it keeps reading while relays run.
+asio::awaitable<void> broadcast_streams(websockets::server& srv, websockets::generator<websockets::stream_event> streams) {
+  const auto ex = co_await asio::this_coro::executor;
+  while (auto ev = co_await streams.next())
+    if (auto* start = std::get_if<websockets::stream_start>(&*ev))
+      asio::co_spawn(ex, websockets::pipe(start->peer, srv, {.include_sender = true}), report);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  arguments args = parse(argc, argv);
+  try {
+    asio::io_context io{1};
+    websockets::server srv{io.get_executor(), args.options};
+    auto loop = srv.listen();
+    if (args.broadcast) {
+      asio::co_spawn(io, broadcast_messages(srv, srv.messages()), report);
+      asio::co_spawn(io, broadcast_streams(srv, srv.streams()), report);
+    } else {
+      asio::co_spawn(io, echo_all(srv), report);
+    }
+    asio::co_spawn(io, std::move(loop), report);
+
+    asio::signal_set signals{io, SIGINT, SIGTERM};
+    signals.async_wait([&](const std::error_code& ec, int) {
+      if (!ec) asio::co_spawn(io, srv.stop(), report);
+    });
+
+    const auto at = srv.local_endpoint();
+    fmt::print("echo: listening on {}\n", listening_url(srv.options().url, at.port()));
+    std::fflush(stdout);
+    io.run();
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "echo: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "echo: {}\n", e.what());
+    return 1;
+  }
+}
