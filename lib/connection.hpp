@@ -154,6 +154,10 @@ private:
   void push_data(shared_bytes frame);
   void arm_close_deadline();
   void release_handoff() noexcept;
+  /// Using the socket (send, ping, close) lets the open handoff go, not a stream_start
+  /// one: any task may send to a socket, but only that stream's consumer may let its
+  /// reader run on past the start, or a pipe attached then would miss the stream.
+  void release_open_handoff() noexcept;
   void finish_pipe() noexcept;
   [[nodiscard]] std::shared_ptr<socket> self() { return owner_.shared_from_this(); }
 
@@ -180,7 +184,8 @@ private:
   std::error_code read_error_;
   websockets::error protocol_error_{};
   asio::cancellation_signal read_cancel_;
-  std::shared_ptr<handoff> handoff_; // the open or stream_start handoff being waited at
+  std::shared_ptr<handoff> open_handoff_;   // the open handoff being waited at
+  std::shared_ptr<handoff> stream_handoff_; // the stream_start handoff being waited at
 
   // Streams in: a pipe relays the current fragmented message.
   std::shared_ptr<pipe_state> pipe_;

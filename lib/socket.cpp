@@ -118,9 +118,9 @@ asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
 asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
                                             std::shared_ptr<handoff> open) {
   if (open) {
-    handoff_ = open;
+    open_handoff_ = open;
     while (open->pending() && !stop_reading_) co_await open->wait();
-    handoff_.reset();
+    open_handoff_.reset();
   }
   if (initial_size_ != 0 && !stop_reading_) {
     const std::size_t size = std::exchange(initial_size_, 0);
@@ -193,12 +193,12 @@ asio::awaitable<void> connection::on_begin(opcode op, bool fragmented) {
     // attach a pipe, which needs the stream from its first byte.
     auto point = std::make_shared<handoff>(ex_);
     point->add(); // while publishing
-    handoff_ = point;
+    stream_handoff_ = point;
     stream_event start{stream_start{self(), op}};
     co_await fan_out(std::move(start), &streams_, server_ ? &server_->streams_ : nullptr, true, point);
     point->done();
     while (point->pending() && !stop_reading_) co_await point->wait();
-    handoff_.reset();
+    stream_handoff_.reset();
   }
   if (pipe_ && !stop_reading_) {
     pipe_->relaying = true;
@@ -408,7 +408,7 @@ asio::awaitable<void> connection::writer_loop(std::shared_ptr<socket> self) {
 // ---- The API ----
 
 asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std::byte> payload) {
-  release_handoff();
+  release_open_handoff();
   if (op != opcode::text && op != opcode::binary)
     co_return std::make_error_code(std::errc::invalid_argument);
   const auto keep = self();
@@ -419,7 +419,7 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
 }
 
 asio::awaitable<std::error_code> connection::ping(std::span<const std::byte> payload) {
-  release_handoff();
+  release_open_handoff();
   if (payload.size() > max_control_payload) co_return std::make_error_code(std::errc::message_size);
   if (!is_open()) co_return not_connected();
   enqueue_control(writer_.control(opcode::ping, payload));
@@ -427,7 +427,7 @@ asio::awaitable<std::error_code> connection::ping(std::span<const std::byte> pay
 }
 
 asio::awaitable<std::error_code> connection::close(close_code code, std::string_view reason) {
-  release_handoff();
+  release_open_handoff();
   const auto keep = self();
   if (!is_sendable(code) || !is_valid_utf8(reason))
     co_return std::make_error_code(std::errc::invalid_argument);
@@ -484,7 +484,12 @@ void connection::finish_pipe() noexcept {
 }
 
 void connection::release_handoff() noexcept {
-  if (handoff_) handoff_->release();
+  release_open_handoff();
+  if (stream_handoff_) stream_handoff_->release();
+}
+
+void connection::release_open_handoff() noexcept {
+  if (open_handoff_) open_handoff_->release();
 }
 
 // ---- Closing ----

@@ -468,6 +468,46 @@ TEST_CASE("pipe with include_sender echoes the stream to its sender too") {
   });
 }
 
+TEST_CASE("a send to a socket does not release its stream_start before a consumer takes it") {
+  // The chat sample's case: while the stream's consumer has not yet taken stream_start,
+  // another task sends to the streaming socket. The reader must still wait, or the pipe
+  // attached afterwards misses the stream it was meant for.
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.close_timeout = std::chrono::milliseconds{300}}}; // raw peers never answer a close
+    auto conns = f.srv.connections();
+    auto streams = f.srv.streams();
+    raw_peer sender{ex};
+    co_await sender.connect(f.srv.local_endpoint().port());
+    (void)co_await sender.upgrade();
+    auto peer = co_await next(conns);
+    co_await sender.send_frame(opcode::text, "ec", false);
+    co_await sender.send_frame(opcode::continuation, "ho", true);
+    co_await sleep(std::chrono::milliseconds{50}); // the reader reaches stream_start
+    CHECK(!co_await peer->send("notice"));
+    co_await sleep(std::chrono::milliseconds{100}); // a released reader would read on here
+    auto ev = co_await streams.next();
+    REQUIRE(ev);
+    auto* start = std::get_if<websockets::stream_start>(&*ev);
+    REQUIRE(start);
+    auto piping = spawn(ex, websockets::pipe(start->peer, f.srv, {.include_sender = true}));
+    while (auto more = co_await within(streams.next(), 2s))
+      if (!*more || std::holds_alternative<websockets::stream_end>(**more)) break;
+    CHECK(co_await until(piping));
+    auto notice = co_await sender.read_frame();
+    REQUIRE(notice);
+    CHECK(notice->payload == "notice");
+    std::string echoed;
+    for (;;) {
+      auto frame = co_await sender.read_frame();
+      REQUIRE(frame);
+      echoed += frame->payload;
+      if (frame->fin) break;
+    }
+    CHECK(echoed == "echo");
+    co_await f.srv.stop();
+  });
+}
+
 TEST_CASE("accept() takes over a connection another server accepted, with the bytes it read") {
   run([](executor ex) -> asio::awaitable<void> {
     websockets::server srv{ex, local()};
