@@ -59,6 +59,17 @@ asio::awaitable<std::error_code> connect_error(executor ex, std::string url) {
   co_return std::error_code{};
 }
 
+// Reads the frames of one message from a raw peer, up to the one with FIN.
+asio::awaitable<std::string> read_message(raw_peer& peer) {
+  std::string payload;
+  for (;;) {
+    auto frame = co_await peer.read_frame();
+    REQUIRE(frame);
+    payload += frame->payload;
+    if (frame->fin) co_return payload;
+  }
+}
+
 } // namespace
 
 TEST_CASE("open, message and close arrive in order on events(); the registry follows") {
@@ -456,14 +467,7 @@ TEST_CASE("pipe with include_sender echoes the stream to its sender too") {
     while (auto more = co_await within(streams.next(), 2s)) // keep reading while it relays
       if (!*more || std::holds_alternative<websockets::stream_end>(**more)) break;
     CHECK(co_await until(piping));
-    std::string echoed;
-    for (;;) {
-      auto frame = co_await sender.read_frame();
-      REQUIRE(frame);
-      echoed += frame->payload;
-      if (frame->fin) break;
-    }
-    CHECK(echoed == "echo");
+    CHECK(co_await read_message(sender) == "echo");
     co_await f.srv.stop();
   });
 }
@@ -496,14 +500,7 @@ TEST_CASE("a send to a socket does not release its stream_start before a consume
     auto notice = co_await sender.read_frame();
     REQUIRE(notice);
     CHECK(notice->payload == "notice");
-    std::string echoed;
-    for (;;) {
-      auto frame = co_await sender.read_frame();
-      REQUIRE(frame);
-      echoed += frame->payload;
-      if (frame->fin) break;
-    }
-    CHECK(echoed == "echo");
+    CHECK(co_await read_message(sender) == "echo");
     co_await f.srv.stop();
   });
 }
