@@ -64,7 +64,7 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
   std::string rest;
   auto result = co_await (open(tcp, handshake, parser, rest) || sleep_for(executor, options.handshake_timeout));
   if (result.index() == 1)
-    throw std::system_error(std::make_error_code(std::errc::timed_out), "WebSocket handshake");
+    throw std::system_error(make_error_code(error::handshake_timeout), "WebSocket handshake");
   if (const auto ec = std::get<0>(result)) throw std::system_error(ec, "WebSocket handshake");
   const response_check check = handshake.check(parser.head());
   if (!check) throw std::system_error(make_error_code(check.failure), "WebSocket handshake");

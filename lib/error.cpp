@@ -42,6 +42,11 @@ const char* message_of(error e) noexcept {
   case error::bad_accept: return "Sec-WebSocket-Accept does not match the key";
   case error::unrequested_extension: return "server chose an extension that was not offered";
   case error::unrequested_subprotocol: return "server chose a subprotocol that was not offered";
+  case error::idle_timeout: return "no traffic within the idle timeout";
+  case error::handshake_timeout: return "opening handshake timed out";
+  case error::close_timeout: return "peer did not answer the close in time";
+  case error::connection_dropped: return "connection dropped without a closing handshake";
+  case error::not_open: return "socket is not open";
   }
   return nullptr;
 }
@@ -52,6 +57,16 @@ public:
   std::string message(int value) const override {
     const char* text = message_of(static_cast<error>(value));
     return text ? text : "unknown websockets error " + std::to_string(value);
+  }
+  std::error_condition default_error_condition(int value) const noexcept override {
+    switch (static_cast<error>(value)) {
+    case error::idle_timeout:
+    case error::handshake_timeout:
+    case error::close_timeout: return std::errc::timed_out;
+    case error::connection_dropped: return std::errc::connection_aborted;
+    case error::not_open: return std::errc::not_connected;
+    default: return {value, *this};
+    }
   }
 };
 

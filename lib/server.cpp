@@ -248,7 +248,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     auto read = co_await (read_head(tcp, parser, rest) || sleep_for(ex_, options_.handshake_timeout));
     if (read.index() == 1) {
       tcp.close(ignored);
-      co_await report_error(std::make_error_code(std::errc::timed_out));
+      co_await report_error(make_error_code(error::handshake_timeout));
       co_return;
     }
     if (std::get<0>(read)) {

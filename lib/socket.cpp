@@ -22,7 +22,7 @@ namespace {
 std::atomic<std::uint64_t> frames_encoded{0};
 std::atomic<std::uint64_t> last_socket_id{0};
 
-std::error_code not_connected() { return std::make_error_code(std::errc::not_connected); }
+std::error_code not_connected() { return make_error_code(error::not_open); }
 
 std::string to_string(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -437,7 +437,7 @@ asio::awaitable<std::error_code> connection::close(close_code code, std::string_
   }
   co_await wait_closed();
   if (close_received_) co_return std::error_code{};
-  co_return std::make_error_code(close_expired_ ? std::errc::timed_out : std::errc::connection_aborted);
+  co_return make_error_code(close_expired_ ? error::close_timeout : error::connection_dropped);
 }
 
 void connection::begin_close(close_code code, std::string_view reason) {
@@ -576,7 +576,7 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
     code = received_code_;
     reason = std::move(received_reason_);
   } else if (idle_expired_) {
-    error = std::make_error_code(std::errc::timed_out);
+    error = make_error_code(websockets::error::idle_timeout);
   }
   // A relay cut short still ends with a final frame: its peers are not left inside a
   // message, and the server's stream slot is freed.

@@ -32,6 +32,7 @@ TEST_CASE("every error has its own readable message") {
   check_range(static_cast<int>(error::reserved_bits), static_cast<int>(error::too_many_fragments));
   check_range(static_cast<int>(error::head_too_large), static_cast<int>(error::too_many_connections));
   check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::unrequested_subprotocol));
+  check_range(static_cast<int>(error::idle_timeout), static_cast<int>(error::not_open));
   CHECK(make_error_code(static_cast<error>(9999)).message() == "unknown websockets error 9999");
 }
 
@@ -46,6 +47,16 @@ TEST_CASE("framing errors map to the close codes RFC 6455 asks for") {
   CHECK(close_code_for(error::frame_too_big) == close_code::message_too_big);
   CHECK(close_code_for(error::message_too_big) == close_code::message_too_big);
   CHECK(close_code_for(error::too_many_fragments) == close_code::message_too_big);
+}
+
+TEST_CASE("connection errors also compare equal to their std::errc conditions") {
+  CHECK(std::error_code{error::idle_timeout} == std::errc::timed_out);
+  CHECK(std::error_code{error::handshake_timeout} == std::errc::timed_out);
+  CHECK(std::error_code{error::close_timeout} == std::errc::timed_out);
+  CHECK(std::error_code{error::connection_dropped} == std::errc::connection_aborted);
+  CHECK(std::error_code{error::not_open} == std::errc::not_connected);
+  CHECK(std::error_code{error::invalid_utf8} != std::errc::timed_out);
+  CHECK(std::error_code{error::idle_timeout} != error::close_timeout);
 }
 
 TEST_CASE("handshake errors map to HTTP statuses") {

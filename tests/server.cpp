@@ -371,7 +371,7 @@ TEST_CASE("bad requests: 400 for a broken upgrade, 431 past max_head_size, silen
     raw_peer silent{ex};
     co_await silent.connect(port);
     CHECK(co_await silent.closed_by_peer(std::chrono::seconds{3}));
-    CHECK((co_await next(errors)).error == std::errc::timed_out);
+    CHECK((co_await next(errors)).error == websockets::error::handshake_timeout);
     co_await f.srv.stop();
   });
 }

@@ -128,7 +128,7 @@ TEST_CASE("close 1000: the handshake completes both ways and each side reports i
     CHECK(co_await quiet(closes));
 
     // A closed socket refuses sends and closes again at once.
-    CHECK(co_await client->send("late") == std::errc::not_connected);
+    CHECK(co_await client->send("late") == websockets::error::not_open);
     CHECK(!co_await client->close());
     CHECK(co_await client->close(close_code::no_status) == std::errc::invalid_argument);
     co_await f.srv.stop();
@@ -283,6 +283,7 @@ TEST_CASE("idle timeout: a peer that never answers is pinged, then closed") {
     CHECK(co_await raw.closed_by_peer());
     auto error = co_await next(errors);
     CHECK(error.error == std::errc::timed_out);
+    CHECK(error.error == websockets::error::idle_timeout);
     CHECK((co_await next(closes)).code == 1006);
     co_await f.srv.stop();
   });

@@ -45,7 +45,7 @@ struct connect_options {
 /// right after this returns, before any other `co_await`, and nothing is missed.
 /// Throws `std::system_error` with a `websockets::error` when the server's answer is
 /// not a valid upgrade (`error::bad_status` for an HTTP error status such as 503),
-/// with a system error when the connection fails or `std::errc::timed_out` after the
+/// with a system error when the connection fails or `error::handshake_timeout` after the
 /// handshake timeout, and `std::invalid_argument` for a url it cannot use
 /// (`wss://` included, until TLS comes).
 ///

@@ -53,9 +53,18 @@ enum class error {
   bad_accept,               ///< `Sec-WebSocket-Accept` does not match the key sent.
   unrequested_extension,    ///< The server chose an extension the client did not offer.
   unrequested_subprotocol,  ///< The server chose a subprotocol the client did not offer.
+
+  // A connection's life. Each also compares equal to the std::errc condition named, so
+  // code written against `std::errc::timed_out` keeps working.
+  idle_timeout = 300,       ///< No traffic, not even a pong, within the idle timeout (timed_out).
+  handshake_timeout,        ///< The opening handshake did not complete in time (timed_out).
+  close_timeout,            ///< The peer did not answer our close in time (timed_out).
+  connection_dropped,       ///< TCP ended without a closing handshake (connection_aborted).
+  not_open,                 ///< The socket is closed or closing: nothing more is sent (not_connected).
 };
 
-/// The category of every `websockets::error`; its name is "websockets".
+/// The category of every `websockets::error`; its name is "websockets". The connection
+/// errors map to `std::errc` conditions through `default_error_condition`.
 [[nodiscard]] const std::error_category& error_category() noexcept;
 
 /// Makes `e` an `std::error_code` (found by argument-dependent lookup).

@@ -40,7 +40,7 @@ struct server_options {
   std::string url = "ws://localhost:3000";
   /// Idle time after which a socket is pinged; when nothing at all comes back within
   /// the same time again, it is closed (close frame 1001 "idle timeout", close event
-  /// 1006, error event `std::errc::timed_out`). Zero disables it.
+  /// 1006, error event `error::idle_timeout`). Zero disables it.
   std::chrono::milliseconds timeout{600000};
   /// Open sockets allowed; the next upgrade is refused with HTTP 503 and fires no event.
   std::size_t max_connections = 10;

@@ -33,7 +33,7 @@ struct socket_access;
 /// of that stream. Pings and pongs may go between the frames of a stream.
 ///
 /// Every `co_await` returns an `std::error_code` instead of throwing: empty when the
-/// frame was queued, `std::errc::not_connected` once the socket is closing or closed.
+/// frame was queued, `error::not_open` once the socket is closing or closed.
 class socket : public std::enable_shared_from_this<socket> {
 public:
   socket(const socket&) = delete;
@@ -63,7 +63,8 @@ public:
   /// Closes with the full handshake: sends a close frame with `code` and `reason` (cut
   /// to 123 bytes), waits for the peer's close frame up to the close timeout, then
   /// closes TCP. Completes when the socket is closed and its close event is out:
-  /// empty when the peer answered, `std::errc::timed_out` when it did not (the close
+  /// empty when the peer answered, `error::close_timeout` when it did not and `error::connection_dropped` when TCP ended
+  /// first (the close
   /// event then reports 1006), `std::errc::invalid_argument` for a code that may not
   /// be sent (1005, 1006, 1015, ...). Closing a closed socket does nothing.
   asio::awaitable<std::error_code> close(close_code code = close_code::normal,
