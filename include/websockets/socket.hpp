@@ -63,10 +63,10 @@ public:
   /// Closes with the full handshake: sends a close frame with `code` and `reason` (cut
   /// to 123 bytes), waits for the peer's close frame up to the close timeout, then
   /// closes TCP. Completes when the socket is closed and its close event is out:
-  /// empty when the peer answered, `error::close_timeout` when it did not and `error::connection_dropped` when TCP ended
-  /// first (the close
-  /// event then reports 1006), `std::errc::invalid_argument` for a code that may not
-  /// be sent (1005, 1006, 1015, ...). Closing a closed socket does nothing.
+  /// empty when the peer answered, `error::close_timeout` when it did not, or
+  /// `error::connection_dropped` when TCP ended first (the close event then reports
+  /// 1006); `std::errc::invalid_argument` for a code that may not be sent (1005, 1006,
+  /// 1015, ...). Closing a closed socket does nothing.
   asio::awaitable<std::error_code> close(close_code code = close_code::normal,
                                          std::string_view reason = {});
 
