@@ -69,14 +69,7 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
   const response_check check = handshake.check(parser.head());
   if (!check) throw std::system_error(make_error_code(check.failure), "WebSocket handshake");
 
-  detail::connection_config config;
-  config.role = role::client;
-  config.limits.max_frame_size = options.max_frame_size;
-  config.limits.max_message_size = options.max_message_size;
-  config.timeout = options.timeout;
-  config.close_timeout = options.close_timeout;
-  config.event_queue = options.event_queue;
-  config.send_queue_limit = options.send_queue_limit;
+  const auto config = detail::config_from(role::client, options);
   auto sock = detail::socket_access::create(std::move(tcp), config, upgrade_request{}, nullptr);
   // Reading starts on the next turn, so that the caller can subscribe first.
   asio::post(executor, [sock, rest = std::move(rest)] {

@@ -56,6 +56,20 @@ struct connection_config {
   std::size_t read_buffer = 16 * 1024;
 };
 
+/// The connection settings of a server's or a client's options, which name them alike.
+template <class Options>
+connection_config config_from(websockets::role role, const Options& options) {
+  connection_config config;
+  config.role = role;
+  config.limits.max_frame_size = options.max_frame_size;
+  config.limits.max_message_size = options.max_message_size;
+  config.timeout = options.timeout;
+  config.close_timeout = options.close_timeout;
+  config.event_queue = options.event_queue;
+  config.send_queue_limit = options.send_queue_limit;
+  return config;
+}
+
 /// A server-side stream to a fixed set of sockets: `co_write`'s, or a pipe's relay.
 struct outgoing_stream {
   std::vector<std::shared_ptr<socket>> targets;

@@ -82,24 +82,12 @@ parsed_url parse_url(std::string_view url) {
   return out;
 }
 
-connection_config config_from(const server_options& options) {
-  connection_config config;
-  config.role = role::server;
-  config.limits.max_frame_size = options.max_frame_size;
-  config.limits.max_message_size = options.max_message_size;
-  config.timeout = options.timeout;
-  config.close_timeout = options.close_timeout;
-  config.event_queue = options.event_queue;
-  config.send_queue_limit = options.send_queue_limit;
-  return config;
-}
-
 } // namespace
 
 server_core::server_core(asio::any_io_executor ex, server_options options)
     : ex_(std::move(ex)),
       options_(std::move(options)),
-      config_(config_from(options_)),
+      config_(config_from(role::server, options_)),
       changed_(ex_),
       stream_free_(ex_),
       connections_(ex_, options_.event_queue),
@@ -468,6 +456,10 @@ asio::awaitable<void> server_core::stop() {
     co_await wait_all(1s);
   }
   stopped_ = true;
+  end_generators();
+}
+
+void server_core::end_generators() noexcept {
   connections_.end();
   messages_.end();
   pongs_.end();
@@ -485,13 +477,7 @@ void server_core::shutdown_now() noexcept {
   for (auto* tcp : handshaking_) tcp->cancel(ignored);
   for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
   registry_.clear();
-  connections_.end();
-  messages_.end();
-  pongs_.end();
-  closes_.end();
-  errors_.end();
-  streams_.end();
-  events_.end();
+  end_generators();
 }
 
 asio::awaitable<void> wait_pipe(std::shared_ptr<socket> from, std::shared_ptr<pipe_state> state) {

@@ -49,6 +49,8 @@ public:
   asio::awaitable<void> stop();
   /// The destructor's stop: no waiting.
   void shutdown_now() noexcept;
+  /// Ends every server generator: their `next()` gives an empty optional from now on.
+  void end_generators() noexcept;
 
   asio::any_io_executor ex_;
   server_options options_;
