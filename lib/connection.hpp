@@ -54,6 +54,7 @@ struct connection_config {
   std::size_t event_queue = 64;
   std::size_t send_queue_limit = 4 << 20;
   std::size_t read_buffer = 16 * 1024;
+  std::uint64_t stream_threshold = 64 * 1024;
 };
 
 /// The connection settings of a server's or a client's options, which name them alike.
@@ -67,6 +68,7 @@ connection_config config_from(websockets::role role, const Options& options) {
   config.close_timeout = options.close_timeout;
   config.event_queue = options.event_queue;
   config.send_queue_limit = options.send_queue_limit;
+  config.stream_threshold = options.stream_threshold;
   return config;
 }
 
@@ -143,7 +145,7 @@ public:
 private:
   asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
   asio::awaitable<void> process(std::span<std::byte> input);
-  asio::awaitable<void> on_begin(opcode op, bool fragmented);
+  asio::awaitable<void> on_begin(opcode op, bool streamed);
   asio::awaitable<void> on_data(std::span<const std::byte> bytes);
   asio::awaitable<void> on_end();
   asio::awaitable<void> on_ping(std::span<const std::byte> payload);
@@ -161,7 +163,7 @@ private:
   asio::awaitable<void> fan_out(E value, std::type_identity_t<hub<E>>* own,
                                 std::type_identity_t<hub<E>>* server_kind, bool to_events,
                                 std::shared_ptr<handoff> point = nullptr);
-  [[nodiscard]] bool wants_message(bool fragmented) const noexcept;
+  [[nodiscard]] bool wants_message(bool streamed) const noexcept;
   [[nodiscard]] bool wants_stream() const noexcept;
 
   void queue_close(close_code code, std::string_view reason);
@@ -190,7 +192,7 @@ private:
   std::size_t initial_size_ = 0;
   std::string payload_;        // the message being reassembled
   opcode message_op_ = opcode::text;
-  bool fragmented_ = false;
+  bool streamed_ = false; // the message goes out as stream events while it arrives
   bool assembling_ = false;
   bool reading_ = false;       // in async_read_some: waiting on the peer, not on a consumer
   bool stop_reading_ = false;

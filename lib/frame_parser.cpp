@@ -134,7 +134,7 @@ parse_result frame_parser::read_head(std::span<std::byte> input, std::size_t use
   message_size_ = head_.payload_size;
   message_frames_ = 1;
   text_.reset();
-  return {parse::message_begin{head_.opcode, head_.rsv1, !head_.fin}, used};
+  return {parse::message_begin{head_.opcode, head_.rsv1, !head_.fin, head_.payload_size}, used};
 }
 
 parse_result frame_parser::read_payload(std::span<std::byte> input, std::size_t used) noexcept {

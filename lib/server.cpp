@@ -326,7 +326,7 @@ void server_core::closed_reported() noexcept {
 
 asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
                                            std::vector<std::shared_ptr<socket>>* targets,
-                                           const void* stream) {
+                                           const void* stream, const socket* except) {
   // Every peer with room gets the frame now; then the others, one by one. A slow or
   // busy peer delays only its own copy.
   std::vector<std::shared_ptr<socket>> waiting;
@@ -336,18 +336,21 @@ asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
   if (targets) {
     for (const auto& s : *targets) offer(s);
   } else {
-    for (const auto& entry : registry_) offer(entry.second);
+    for (const auto& entry : registry_)
+      if (entry.second.get() != except) offer(entry.second);
   }
   for (const auto& s : waiting) (void)co_await socket_access::get(*s).enqueue(frame, stream);
 }
 
-asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const std::byte> payload) {
+asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const std::byte> payload,
+                                             const socket* except) {
   auto self = shared_from_this();
   if (head.opcode == opcode::ping) {
     if (payload.size() > max_control_payload)
       throw std::invalid_argument("broadcast: a ping carries at most 125 bytes");
     const control_frame frame{opcode::ping, payload};
-    for (const auto& entry : registry_) socket_access::get(*entry.second).enqueue_control(frame);
+    for (const auto& entry : registry_)
+      if (entry.second.get() != except) socket_access::get(*entry.second).enqueue_control(frame);
     co_return;
   }
   if ((head.opcode != opcode::text && head.opcode != opcode::binary) || !head.fin || head.rsv1 ||
@@ -355,7 +358,7 @@ asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const st
     throw std::invalid_argument(
         "broadcast: a whole text or binary message (fin set, no RSV bits); streams go through co_write");
   const shared_bytes frame = encode_frame(role::server, head.opcode, true, payload);
-  co_await deliver(frame, nullptr, nullptr);
+  co_await deliver(frame, nullptr, nullptr, except);
 }
 
 asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, const socket* exclude) {
@@ -517,12 +520,13 @@ generator<error_event> server::errors() { return core_->errors_.subscribe(); }
 generator<stream_event> server::streams() { return core_->streams_.subscribe(); }
 generator<event> server::events() { return core_->events_.subscribe(); }
 
-asio::awaitable<void> server::broadcast(frame_head head, std::span<const std::byte> payload) {
-  return core_->broadcast(head, payload);
+asio::awaitable<void> server::broadcast(frame_head head, std::span<const std::byte> payload,
+                                        const socket* except) {
+  return core_->broadcast(head, payload, except);
 }
 
-asio::awaitable<void> server::broadcast(frame_head head, std::string_view payload) {
-  return core_->broadcast(head, std::as_bytes(std::span{payload.data(), payload.size()}));
+asio::awaitable<void> server::broadcast(frame_head head, std::string_view payload, const socket* except) {
+  return core_->broadcast(head, std::as_bytes(std::span{payload.data(), payload.size()}), except);
 }
 
 asio::awaitable<void> server::co_write(std::span<const std::byte> chunk, websockets::opcode opcode) {

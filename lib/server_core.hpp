@@ -34,7 +34,7 @@ public:
   void closed_reported() noexcept;
 
   // Sending to many.
-  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload);
+  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload, const socket* except);
   asio::awaitable<void> co_write(std::span<const std::byte> chunk, opcode op);
   /// Waits for the server's stream slot, then fixes `st`'s targets (every open socket
   /// but `exclude`) and claims them.
@@ -86,7 +86,7 @@ private:
   asio::awaitable<void> report_error(std::error_code ec);
   asio::awaitable<void> answer(asio::ip::tcp::socket& tcp, std::string response);
   asio::awaitable<void> deliver(const shared_bytes& frame, std::vector<std::shared_ptr<socket>>* targets,
-                                const void* stream);
+                                const void* stream, const socket* except = nullptr);
 };
 
 /// Waits for a pipe to finish; `from` stays alive meanwhile.

@@ -147,7 +147,7 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
     input = input.subspan(used);
     if (std::holds_alternative<parse::need_more>(ev)) co_return;
     if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
-      co_await on_begin(begin->opcode, begin->fragmented);
+      co_await on_begin(begin->opcode, begin->fragmented || begin->frame_size >= config_.stream_threshold);
     } else if (const auto* data = std::get_if<parse::data>(&ev)) {
       co_await on_data(data->bytes);
     } else if (std::holds_alternative<parse::message_end>(ev)) {
@@ -171,10 +171,12 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
   }
 }
 
-bool connection::wants_message(bool fragmented) const noexcept {
-  if (messages_.wanted() || (server_ && server_->messages_.wanted())) return true;
-  // events() gets a fragmented message as its stream events, not reassembled.
-  return !fragmented && (events_.wanted() || (server_ && server_->events_.wanted()));
+bool connection::wants_message(bool streamed) const noexcept {
+  // A streamed message is reassembled only when nobody reads it as a stream: a reader
+  // of both streams() and messages() (or of events()) gets it once, as a stream.
+  if (streamed && wants_stream()) return false;
+  return messages_.wanted() || events_.wanted() ||
+         (server_ && (server_->messages_.wanted() || server_->events_.wanted()));
 }
 
 bool connection::wants_stream() const noexcept {
@@ -182,12 +184,12 @@ bool connection::wants_stream() const noexcept {
          (server_ && (server_->streams_.wanted() || server_->events_.wanted()));
 }
 
-asio::awaitable<void> connection::on_begin(opcode op, bool fragmented) {
+asio::awaitable<void> connection::on_begin(opcode op, bool streamed) {
   message_op_ = op;
-  fragmented_ = fragmented;
+  streamed_ = streamed;
   payload_.clear();
-  assembling_ = wants_message(fragmented);
-  if (!fragmented) co_return;
+  assembling_ = wants_message(streamed);
+  if (!streamed) co_return;
   if (wants_stream()) {
     // Hold the stream until every consumer of stream_start has had its chance to
     // attach a pipe, which needs the stream from its first byte.
@@ -209,7 +211,7 @@ asio::awaitable<void> connection::on_begin(opcode op, bool fragmented) {
 
 asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
   if (assembling_) payload_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  if (!fragmented_) co_return;
+  if (!streamed_) co_return;
   if (wants_stream()) {
     stream_event data{stream_data{self(), to_string(bytes)}};
     co_await fan_out(std::move(data), &streams_, server_ ? &server_->streams_ : nullptr, true);
@@ -218,7 +220,7 @@ asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
 }
 
 asio::awaitable<void> connection::on_end() {
-  if (fragmented_) {
+  if (streamed_) {
     if (wants_stream()) {
       stream_event end{stream_end{self()}};
       co_await fan_out(std::move(end), &streams_, server_ ? &server_->streams_ : nullptr, true);
@@ -234,9 +236,9 @@ asio::awaitable<void> connection::on_end() {
   if (assembling_) {
     assembling_ = false;
     message whole{self(), message_op_, std::move(payload_)};
-    co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, !fragmented_);
+    co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, !streamed_);
   }
-  fragmented_ = false;
+  streamed_ = false;
 }
 
 asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {

@@ -1,8 +1,14 @@
-# Sourced by tests/run and samples/run: installs the Debian 12 packages the build and
-# the tests need when run as root, or names them and exits otherwise.
-# Debian 12 packages the build and the tests need.
+# Sourced by tests/run and samples/run: installs the Debian 12 packages the build (and,
+# with test_peers=true, the tests' independent peers) need when run as root, or names
+# them and exits otherwise.
 packages=(meson ninja-build pkg-config g++ clang-16 libclang-rt-16-dev libasio-dev libfmt-dev
   libboost-url1.81-dev doctest-dev libssl-dev zlib1g-dev)
+if [[ ${test_peers:-false} == true ]]; then
+  # Python's websockets (seen by /usr/bin/python3) and headless Chromium; Node's ws and
+  # playwright-core come from tests/package.json.
+  packages+=(python3 python3-websockets chromium)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 if command -v dpkg-query >/dev/null; then
   missing=()
   for package in "${packages[@]}"; do

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -100,15 +101,26 @@ asio::awaitable<E> next_of(websockets::generator<websockets::event>& gen,
   }
 }
 
-/// A server on 127.0.0.1 and a free port, listening.
+/// The ws:// url of `srv`'s port on 127.0.0.1.
 inline std::string url_of(const websockets::server& srv, std::string_view path = "/") {
   return "ws://127.0.0.1:" + std::to_string(srv.local_endpoint().port()) + std::string(path);
 }
 
+/// `options` with the default url replaced by 127.0.0.1 and a free port.
 inline websockets::server_options local(websockets::server_options options = {}) {
   if (options.url == "ws://localhost:3000") options.url = "ws://127.0.0.1:0/";
   return options;
 }
+
+/// A server on 127.0.0.1 and a free port, listening from its construction on.
+struct fixture {
+  explicit fixture(executor ex, websockets::server_options options = {})
+      : srv(ex, local(std::move(options))) {
+    asio::co_spawn(ex, srv.listen(), [flag = listening](const std::exception_ptr&) { *flag = false; });
+  }
+  websockets::server srv;
+  std::shared_ptr<bool> listening = std::make_shared<bool>(true); ///< The accept loop runs.
+};
 
 inline std::span<const std::byte> bytes_of(std::string_view s) {
   return std::as_bytes(std::span{s.data(), s.size()});
@@ -168,9 +180,10 @@ public:
     co_return r.has_value();
   }
 
-  /// Sends one frame as a client does (masked) or, with `masked` false, as no client may.
-  asio::awaitable<void> send_frame(websockets::opcode op, std::string_view payload, bool fin = true,
-                                   bool masked = true) {
+  /// One frame's bytes as a client sends it (masked) or, with `masked` false, as no
+  /// client may.
+  static std::string frame_bytes(websockets::opcode op, std::string_view payload, bool fin = true,
+                                 bool masked = true) {
     websockets::frame_head head{.fin = fin, .opcode = op, .masked = masked,
                                 .key = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}},
                                 .payload_size = payload.size()};
@@ -179,7 +192,13 @@ public:
     std::string bytes(reinterpret_cast<const char*>(head_bytes.data()), n);
     std::string body(payload);
     if (masked) websockets::apply_mask(std::as_writable_bytes(std::span{body.data(), body.size()}), head.key);
-    co_await write(bytes + body);
+    return bytes + body;
+  }
+
+  /// Sends one frame (see `frame_bytes`).
+  asio::awaitable<void> send_frame(websockets::opcode op, std::string_view payload, bool fin = true,
+                                   bool masked = true) {
+    co_await write(frame_bytes(op, payload, fin, masked));
   }
 
   void close() {

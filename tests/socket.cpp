@@ -12,14 +12,6 @@ using websockets::opcode;
 namespace {
 
 // A server on a free loopback port, listening.
-struct fixture {
-  explicit fixture(executor ex, websockets::server_options options = {})
-      : srv(ex, local(std::move(options))) {
-    asio::co_spawn(ex, srv.listen(), asio::detached);
-  }
-  websockets::server srv;
-};
-
 bool is_websockets_error(std::error_code ec, websockets::error e) {
   return ec == make_error_code(e) && std::string(ec.category().name()) == "websockets";
 }
@@ -303,7 +295,7 @@ TEST_CASE("idle timeout: a live peer answers the pings and stays") {
   });
 }
 
-TEST_CASE("a fragmented message arrives as a stream, and whole for message subscribers") {
+TEST_CASE("a fragmented message arrives as a stream, not also reassembled, when streams are read") {
   run([](executor ex) -> asio::awaitable<void> {
     fixture f{ex, {.close_timeout = std::chrono::milliseconds{300}}}; // the raw peer never answers a close
     auto streams = f.srv.streams();
@@ -331,12 +323,67 @@ TEST_CASE("a fragmented message arrives as a stream, and whole for message subsc
       break;
     }
     CHECK(received == "hello world");
-    auto whole = co_await next(messages);
-    CHECK(whole.text() == "hello world");
     auto pong = co_await raw.read_frame();
     REQUIRE(pong);
     CHECK(pong->opcode == opcode::pong);
     CHECK(pong->payload == "mid-stream");
+    // The next message, a single small frame, is the first one messages() sees.
+    co_await raw.send_frame(opcode::text, "whole", true);
+    CHECK((co_await next(messages)).text() == "whole");
+    co_await f.srv.stop();
+  });
+}
+
+TEST_CASE("one frame of at least stream_threshold bytes is streamed while it arrives; a smaller one is whole") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.close_timeout = 300ms, .stream_threshold = 1000}};
+    auto streams = f.srv.streams();
+    auto messages = f.srv.messages();
+    raw_peer raw{ex};
+    co_await raw.connect(f.srv.local_endpoint().port());
+    (void)co_await raw.upgrade();
+
+    co_await raw.send_frame(opcode::binary, std::string(999, 's'));
+    CHECK((co_await next(messages)).payload == std::string(999, 's'));
+
+    std::string payload(5000, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7);
+    const std::string frame = raw_peer::frame_bytes(opcode::binary, payload);
+    // Only the first half goes out: its bytes must come out of the stream before the rest.
+    co_await raw.write(std::string_view{frame}.substr(0, 2500));
+    auto start = co_await next(streams);
+    REQUIRE(std::holds_alternative<websockets::stream_start>(start));
+    CHECK(std::get<websockets::stream_start>(start).opcode == opcode::binary);
+    std::string received;
+    while (received.size() < 2000) {
+      auto ev = co_await next(streams);
+      REQUIRE(std::holds_alternative<websockets::stream_data>(ev));
+      received += std::get<websockets::stream_data>(ev).chunk;
+    }
+    co_await raw.write(std::string_view{frame}.substr(2500));
+    for (;;) {
+      auto ev = co_await next(streams);
+      if (auto* data = std::get_if<websockets::stream_data>(&ev)) {
+        received += data->chunk;
+        continue;
+      }
+      CHECK(std::holds_alternative<websockets::stream_end>(ev));
+      break;
+    }
+    CHECK(received == payload);
+    CHECK(co_await quiet(messages)); // read as a stream: not reassembled as well
+    co_await f.srv.stop();
+  });
+}
+
+TEST_CASE("a streamed message nobody reads as a stream is reassembled for messages()") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.stream_threshold = 1000}};
+    auto messages = f.srv.messages();
+    auto client = co_await websockets::connect(ex, url_of(f.srv));
+    const std::string big(300'000, 'b');
+    CHECK(!co_await client->send(bytes_of(big)));
+    CHECK((co_await next(messages)).payload == big);
     co_await f.srv.stop();
   });
 }

@@ -36,6 +36,9 @@ struct connect_options {
   std::size_t event_queue = 64;
   /// Bytes queued for sending before senders wait.
   std::size_t send_queue_limit = 4 << 20;
+  /// A single-frame message of at least this many bytes is streamed like a fragmented
+  /// one when anyone reads the socket's streams.
+  std::uint64_t stream_threshold = 64 * 1024;
   /// Origin, subprotocols, extensions and extra headers of the request.
   client_options handshake{};
 };

@@ -64,21 +64,23 @@ struct error_event {
   std::error_code error;        ///< A `websockets::error`, or a system error for I/O.
 };
 
-/// A fragmented message began arriving (the seed's `stream:start`). Call
+/// A streamed message began arriving (the seed's `stream:start`): a fragmented one, or
+/// one frame of at least the `stream_threshold` option's size (the seed's "chunked
+/// payload"), which is then handed on as its bytes arrive instead of whole. Call
 /// `pipe(peer, server)` before the next `co_await` to relay it whole.
 struct stream_start {
   std::shared_ptr<socket> peer; ///< Who sends it.
   websockets::opcode opcode{};  ///< `opcode::text` or `opcode::binary`.
 };
 
-/// A piece of a fragmented message, as it arrived. Pieces follow the network, not the
+/// A piece of a streamed message, as it arrived. Pieces follow the network, not the
 /// sender's frames: a frame may come in several pieces.
 struct stream_data {
   std::shared_ptr<socket> peer; ///< Who sends it.
   std::string chunk;            ///< Never empty.
 };
 
-/// A fragmented message ended (the seed's `stream:end`).
+/// A streamed message ended (the seed's `stream:end`).
 struct stream_end {
   std::shared_ptr<socket> peer; ///< Who sent it.
 };

@@ -50,6 +50,7 @@ struct message_begin {
   websockets::opcode opcode; ///< `opcode::text` or `opcode::binary`.
   bool compressed;           ///< RSV1 was set: the payload is deflated (RFC 7692).
   bool fragmented;           ///< The first frame lacks FIN: more frames follow.
+  std::uint64_t frame_size;  ///< The payload length of the first frame, from its head.
 };
 
 /// A piece of a data message's payload, already unmasked. It points into the buffer

@@ -59,6 +59,10 @@ struct server_options {
   /// Bytes queued for one socket before senders to it wait (a slow peer makes its
   /// own senders wait; broadcasts first serve every peer that has room).
   std::size_t send_queue_limit = 4 << 20;
+  /// A single-frame message of at least this many bytes is streamed, as a fragmented
+  /// one is: its bytes go to `streams()` and pipes as they arrive, not reassembled, when
+  /// anyone reads streams. Smaller ones always arrive whole as `message`.
+  std::uint64_t stream_threshold = 64 * 1024;
 };
 
 /// Answers a plain HTTP request (not an upgrade) with a whole HTTP response, which the
@@ -113,7 +117,8 @@ public:
   [[nodiscard]] generator<close_event> closes();
   /// Protocol errors, timeouts and failed handshakes (the seed's `error`).
   [[nodiscard]] generator<error_event> errors();
-  /// Fragmented messages as they arrive (the seed's `stream:start` and `stream:end`,
+  /// Streamed messages as they arrive (fragmented ones, and single frames of at least
+  /// `stream_threshold` bytes; the seed's `stream:start` and `stream:end`,
   /// with the pieces between). After a `stream_start`, the sender's socket reads on
   /// only once the consumers have taken it, so a `pipe` attached before the consumer's
   /// next `co_await` relays the stream from its first byte.
@@ -126,10 +131,12 @@ public:
   /// opcode: text, binary (`fin` must be set: streams go through `co_write`) or ping.
   /// Completes once every peer has it queued; a peer in the middle of a stream gets it
   /// after the stream, and peers with room are served before peers without.
-  /// Throws `std::invalid_argument` for other heads.
-  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload);
+  /// Throws `std::invalid_argument` for other heads. `except`, when given, is left out
+  /// (the sender of a relayed message, typically).
+  asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload,
+                                  const socket* except = nullptr);
   /// Same, for text.
-  asio::awaitable<void> broadcast(frame_head head, std::string_view payload);
+  asio::awaitable<void> broadcast(frame_head head, std::string_view payload, const socket* except = nullptr);
 
   /// Streams one fragment to every open socket (the seed's `write`); an empty chunk
   /// ends the stream with a final frame. The first chunk fixes the recipients (the
@@ -157,7 +164,7 @@ private:
   std::shared_ptr<detail::server_core> core_;
 };
 
-/// Relays a fragmented message from `from` to every other open socket of `to` as it
+/// Relays a streamed message from `from` to every other open socket of `to` as it
 /// arrives (the seed's `socket.pipe(server)`): the current one when called on taking
 /// its `stream_start`, before the next `co_await`; otherwise the next one.
 /// Attaches at the call, before the first suspension, so `co_spawn(ex, pipe(s, srv),

@@ -70,10 +70,12 @@ public:
   asio::awaitable<std::error_code> close(close_code code = close_code::normal,
                                          std::string_view reason = {});
 
-  /// This socket's messages (text and binary; fragmented ones reassembled).
+  /// This socket's messages (text and binary; fragmented ones reassembled). A streamed
+  /// message comes here only when nobody reads it as a stream.
   [[nodiscard]] generator<message> messages();
 
-  /// This socket's fragmented messages, piece by piece as they arrive.
+  /// This socket's streamed messages (fragmented, or one frame of at least the
+  /// `stream_threshold` option's size), piece by piece as they arrive.
   [[nodiscard]] generator<stream_event> streams();
 
   /// Every event of this socket in order: messages, pongs, streams, errors, and

@@ -108,11 +108,7 @@ struct chat_server {
   std::map<chat::client_id, std::weak_ptr<socket>> peers;
 
   /// Sends `deliveries`; the caller holds `out`. Every delivery to many is one
-  /// broadcast: encoded once, and it leaves each socket's reader alone, whereas a
-  /// per-socket `send` to a peer lets that peer's reader pass a `stream_start` its own
-  /// loop has not taken yet, so that its pipe misses the stream (the library releases
-  /// a socket's hand-off on any send to it). Per-socket sends go only to the socket
-  /// whose event is being handled, never while a file of its is announced.
+  /// broadcast, encoded once.
   asio::awaitable<void> send_locked(const std::vector<chat::delivery>& deliveries) {
     using audience = chat::delivery::audience;
     for (const auto& d : deliveries) {
@@ -232,13 +228,11 @@ asio::awaitable<void> serve(chat_server& chat, socket_ptr sock, websockets::gene
         co_await on_text(m->text());
         continue;
       }
-      // A whole binary message (the library streams only fragmented ones): right
-      // after its envelope, as one broadcast, which reaches the sender too; clients
-      // ignore bytes they were not announced. (Per-socket sends to the others would
-      // spare the sender, but see send_locked.)
+      // A whole binary message (one frame under the server's stream_threshold):
+      // right after its envelope, to everyone but its sender, as one broadcast.
       auto decision = chat.room.binary(id);
       if (decision.relay && hold->guard) {
-        co_await chat.srv.broadcast({.fin = true, .opcode = websockets::opcode::binary}, m->bytes());
+        co_await chat.srv.broadcast({.fin = true, .opcode = websockets::opcode::binary}, m->bytes(), sock.get());
         hold->release();
         continue;
       }
