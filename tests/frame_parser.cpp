@@ -380,6 +380,17 @@ TEST_CASE("message_begin says whether the message is fragmented, and the opcode"
                 {"begin binary fragmented", "data 2", "frame_end", "data 2", "end"});
 }
 
+TEST_CASE("message_begin gives the first frame's payload length before any of it arrives") {
+  for (const std::size_t size : {std::size_t{0}, std::size_t{125}, std::size_t{126}, std::size_t{70000}}) {
+    const bytes wire = client_frame(opcode::binary, bytes(size), {.fin = size != 126});
+    frame_parser parser{server_options()};
+    bytes head(wire.begin(), wire.end() - static_cast<std::ptrdiff_t>(size)); // the head alone
+    const auto r = parser.parse(head);
+    REQUIRE(std::holds_alternative<parse::message_begin>(r.event));
+    CHECK(std::get<parse::message_begin>(r.event).frame_size == size);
+  }
+}
+
 TEST_CASE("zero-length frames still begin, end and continue messages") {
   expect_events(server_options(), client_frame(opcode::text, {}), {"begin text", "end"});
   expect_events(server_options(), client_frame(opcode::binary, {}), {"begin binary", "end"});
