@@ -123,35 +123,84 @@ std::vector<std::string_view> list_elements(const http_head& head, std::string_v
   return out;
 }
 
-// The extension names in a Sec-WebSocket-Extensions list (RFC 6455 section 9.1):
-// `name *(; param[=value])` elements, whose quoted values may hold commas. None when
-// the list is malformed.
-std::optional<std::vector<std::string_view>> extension_names(std::string_view list) {
-  std::vector<std::string_view> names;
-  std::size_t i = 0;
-  while (i <= list.size()) {
-    // One element: up to a comma outside quotes.
-    const std::size_t begin = i;
-    bool quoted = false;
-    for (; i < list.size() && (quoted || list[i] != ','); ++i) {
-      if (list[i] == '"')
-        quoted = !quoted;
-      else if (quoted && list[i] == '\\')
-        ++i;
+// Reads the grammar of RFC 6455 section 9.1 over one Sec-WebSocket-Extensions value.
+class extension_reader {
+public:
+  explicit extension_reader(std::string_view list) : in_(list) {}
+
+  std::optional<std::vector<extension>> read() {
+    std::vector<extension> out;
+    for (;;) {
+      skip_ows();
+      if (at(',')) { // an empty element
+        ++pos_;
+        continue;
+      }
+      if (pos_ == in_.size()) return out;
+      auto element = read_extension();
+      if (!element) return std::nullopt;
+      out.push_back(std::move(*element));
+      skip_ows();
+      if (pos_ == in_.size()) return out;
+      if (!at(',')) return std::nullopt;
+      ++pos_;
     }
-    if (quoted || i > list.size())
-      return std::nullopt;
-    const auto element = trim_ows(list.substr(begin, i - begin));
-    if (!element.empty()) {
-      const auto name = trim_ows(element.substr(0, element.find(';')));
-      if (!is_token(name))
-        return std::nullopt;
-      names.push_back(name);
-    }
-    ++i; // past the comma, or past the end
   }
-  return names;
-}
+
+private:
+  std::optional<extension> read_extension() {
+    extension e;
+    auto name = read_token();
+    if (!name) return std::nullopt;
+    e.name = std::move(*name);
+    for (skip_ows(); at(';'); skip_ows()) {
+      ++pos_;
+      skip_ows();
+      extension::parameter p;
+      auto param = read_token();
+      if (!param) return std::nullopt;
+      p.name = std::move(*param);
+      skip_ows();
+      if (at('=')) {
+        ++pos_;
+        skip_ows();
+        p.value = at('"') ? read_quoted() : read_token();
+        // RFC 6455 9.1: a quoted value must still be a token once unquoted.
+        if (!p.value || !is_token(*p.value)) return std::nullopt;
+      }
+      e.parameters.push_back(std::move(p));
+    }
+    return e;
+  }
+
+  std::optional<std::string> read_token() {
+    const std::size_t begin = pos_;
+    while (pos_ < in_.size() && is_token(in_.substr(pos_, 1))) ++pos_;
+    if (pos_ == begin) return std::nullopt;
+    return std::string(in_.substr(begin, pos_ - begin));
+  }
+
+  std::optional<std::string> read_quoted() {
+    std::string value;
+    for (++pos_; pos_ < in_.size(); ++pos_) {
+      if (in_[pos_] == '"') {
+        ++pos_;
+        return value;
+      }
+      if (in_[pos_] == '\\' && ++pos_ == in_.size()) break;
+      value += in_[pos_];
+    }
+    return std::nullopt; // unterminated
+  }
+
+  void skip_ows() {
+    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\t')) ++pos_;
+  }
+  [[nodiscard]] bool at(char c) const { return pos_ < in_.size() && in_[pos_] == c; }
+
+  std::string_view in_;
+  std::size_t pos_ = 0;
+};
 
 void check_field(std::string_view name, std::string_view value,
                  std::initializer_list<std::string_view> reserved) {
@@ -367,10 +416,10 @@ client_handshake::client_handshake(std::string_view uri, const client_options& o
       throw std::invalid_argument("websockets: subprotocol offered twice: " + p);
   }
   subprotocols_ = options.subprotocols;
-  const auto names = extension_names(options.extensions);
-  if (!names || !is_field_value(options.extensions))
+  const auto offered = parse_extensions(options.extensions);
+  if (!offered || !is_field_value(options.extensions))
     throw std::invalid_argument("websockets: not a valid extension offer: " + options.extensions);
-  extension_names_.assign(names->begin(), names->end());
+  for (const auto& e : *offered) extension_names_.push_back(e.name);
   for (const auto& h : options.extra_headers)
     check_field(h.name, h.value,
                 {"Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
@@ -416,12 +465,12 @@ response_check client_handshake::check(const http_head& response) const {
       return error::bad_accept;
 
     const auto extensions = response.header("Sec-WebSocket-Extensions");
-    const auto names = extension_names(extensions);
-    if (!names)
+    const auto accepted = parse_extensions(extensions);
+    if (!accepted)
       return error::unrequested_extension;
-    for (const auto name : *names)
+    for (const auto& e : *accepted)
       if (std::none_of(extension_names_.begin(), extension_names_.end(),
-                       [&](const std::string& offered) { return iequals(offered, name); }))
+                       [&](const std::string& offered) { return iequals(offered, e.name); }))
         return error::unrequested_extension;
 
     // At most one subprotocol, and one that was offered, compared exactly.
@@ -437,6 +486,10 @@ response_check client_handshake::check(const http_head& response) const {
     return error{};
   }();
   return check;
+}
+
+std::optional<std::vector<extension>> parse_extensions(std::string_view list) {
+  return extension_reader{list}.read();
 }
 
 } // namespace websockets

@@ -81,6 +81,34 @@ std::string field(const std::string& message, std::string_view name, http_kind k
 
 } // namespace
 
+TEST_CASE("parse_extensions reads names, parameters and quoted values") {
+  const auto list = parse_extensions(
+      "permessage-deflate; client_max_window_bits; server_max_window_bits=\"10\" ,, "
+      "x-foo ;a=b;c, permessage-deflate");
+  REQUIRE(list);
+  REQUIRE(list->size() == 3);
+  const auto& first = (*list)[0];
+  CHECK(first.name == "permessage-deflate");
+  REQUIRE(first.parameters.size() == 2);
+  CHECK(first.parameters[0].name == "client_max_window_bits");
+  CHECK(!first.parameters[0].value);
+  CHECK(first.parameters[1].name == "server_max_window_bits");
+  CHECK(first.parameters[1].value == "10");
+  const auto& second = (*list)[1];
+  CHECK(second.name == "x-foo");
+  REQUIRE(second.parameters.size() == 2);
+  CHECK(second.parameters[0].value == "b");
+  CHECK(!second.parameters[1].value);
+  CHECK((*list)[2].parameters.empty());
+
+  CHECK(parse_extensions("")->empty());
+  CHECK(parse_extensions(" , ")->empty());
+  CHECK(parse_extensions("a; b=\"x\\y\"")->front().parameters.front().value == "xy");
+  for (const auto bad : {"a b", ";a", "a;", "a; =1", "a; b=", "a; b=\"\"", "a; b=\"x y\"", "a; b=\"open",
+                         "a; b=c d", "a,, b c", "a=1", "a; b==c"})
+    CHECK_MESSAGE(!parse_extensions(bad), bad);
+}
+
 TEST_CASE("accept_key gives the RFC 6455 example") {
   CHECK(accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   // Also for a key that is not valid (the server never gets this far with one), and
@@ -593,9 +621,11 @@ TEST_CASE("client check: each way a response can fail") {
     const client_handshake no_offer("ws://h/");
     CHECK(no_offer.check(response_of(accept_response(no_offer.key(), {.extensions = "permessage-deflate"}))).failure ==
           error::unrequested_extension);
-    // Parameters (even quoted commas) do not confuse the names.
+    // Parameters (quoted ones too) do not confuse the names; a quoted value must still
+    // be a token once unquoted (RFC 6455 section 9.1).
     CHECK(client.check(response_of(replaced(good, "permessage-deflate",
-                                            "permessage-deflate; x=\"a, b\"; server_max_window_bits=10"))));
+                                            "permessage-deflate; x=\"a\\b\"; server_max_window_bits=10"))));
+    expect(replaced(good, "permessage-deflate", "permessage-deflate; x=\"a, b\""), error::unrequested_extension);
   }
   SUBCASE("unrequested_subprotocol") {
     expect(replaced(good, "Sec-WebSocket-Protocol: chat", "Sec-WebSocket-Protocol: other"),

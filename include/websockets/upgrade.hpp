@@ -15,6 +15,24 @@
 
 namespace websockets {
 
+/// One element of a `Sec-WebSocket-Extensions` list: an extension and its parameters
+/// (RFC 6455 section 9.1), quoted values unquoted.
+struct extension {
+  /// A parameter: `name` or `name=value`.
+  struct parameter {
+    std::string name;                 ///< A token, as sent.
+    std::optional<std::string> value; ///< None for a bare name.
+  };
+  std::string name;                  ///< A token, as sent; compare it with `iequals`.
+  std::vector<parameter> parameters; ///< In the order sent.
+};
+
+/// Parses a `Sec-WebSocket-Extensions` value (all of its lines joined with commas):
+/// `name *(; param[=token|quoted-string])` elements separated by commas, empty elements
+/// ignored. None when it is malformed, including a quoted value that does not unquote
+/// to a token, as RFC 6455 requires.
+[[nodiscard]] std::optional<std::vector<extension>> parse_extensions(std::string_view list);
+
 /// The only protocol version RFC 6455 defines, as `Sec-WebSocket-Version` carries it.
 inline constexpr std::string_view websocket_version = "13";
 
