@@ -24,6 +24,7 @@ const char* message_of(error e) noexcept {
   case error::frame_too_big: return "frame larger than the frame size limit";
   case error::message_too_big: return "message larger than the message size limit";
   case error::too_many_fragments: return "message in more fragments than the limit";
+  case error::bad_deflate_data: return "compressed message does not inflate";
   case error::head_too_large: return "request head larger than the limit";
   case error::malformed_request: return "malformed HTTP request";
   case error::bad_method: return "upgrade request method is not GET";
@@ -42,6 +43,7 @@ const char* message_of(error e) noexcept {
   case error::bad_accept: return "Sec-WebSocket-Accept does not match the key";
   case error::unrequested_extension: return "server chose an extension that was not offered";
   case error::unrequested_subprotocol: return "server chose a subprotocol that was not offered";
+  case error::bad_extension_response: return "server's extension parameters are invalid or were not offered";
   case error::idle_timeout: return "no traffic within the idle timeout";
   case error::handshake_timeout: return "opening handshake timed out";
   case error::close_timeout: return "peer did not answer the close in time";
@@ -85,6 +87,7 @@ close_code close_code_for(error e) noexcept {
   switch (e) {
   case error::bad_close_reason:
   case error::invalid_utf8:
+  case error::bad_deflate_data:
     return close_code::invalid_payload;
   case error::frame_too_big:
   case error::message_too_big:

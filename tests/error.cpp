@@ -29,9 +29,9 @@ TEST_CASE("every error has its own readable message") {
       CHECK(seen.insert(text).second);
     }
   };
-  check_range(static_cast<int>(error::reserved_bits), static_cast<int>(error::too_many_fragments));
+  check_range(static_cast<int>(error::reserved_bits), static_cast<int>(error::bad_deflate_data));
   check_range(static_cast<int>(error::head_too_large), static_cast<int>(error::too_many_connections));
-  check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::unrequested_subprotocol));
+  check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::bad_extension_response));
   check_range(static_cast<int>(error::idle_timeout), static_cast<int>(error::not_open));
   CHECK(make_error_code(static_cast<error>(9999)).message() == "unknown websockets error 9999");
 }
@@ -47,6 +47,7 @@ TEST_CASE("framing errors map to the close codes RFC 6455 asks for") {
   CHECK(close_code_for(error::frame_too_big) == close_code::message_too_big);
   CHECK(close_code_for(error::message_too_big) == close_code::message_too_big);
   CHECK(close_code_for(error::too_many_fragments) == close_code::message_too_big);
+  CHECK(close_code_for(error::bad_deflate_data) == close_code::invalid_payload);
 }
 
 TEST_CASE("connection errors also compare equal to their std::errc conditions") {

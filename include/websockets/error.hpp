@@ -31,6 +31,7 @@ enum class error {
   frame_too_big,            ///< A frame past the frame size limit (1009).
   message_too_big,          ///< A message past the message size limit (1009).
   too_many_fragments,       ///< A message in more frames than the fragment limit (1009).
+  bad_deflate_data,         ///< A compressed message that does not inflate (1007).
 
   // Opening handshake, server side (RFC 6455 section 4.2), answered with an HTTP status.
   head_too_large = 100,     ///< The request head is past the byte limit (431).
@@ -53,6 +54,7 @@ enum class error {
   bad_accept,               ///< `Sec-WebSocket-Accept` does not match the key sent.
   unrequested_extension,    ///< The server chose an extension the client did not offer.
   unrequested_subprotocol,  ///< The server chose a subprotocol the client did not offer.
+  bad_extension_response,   ///< The server's extension parameters break RFC 7692 or the offer.
 
   // A connection's life. Each also compares equal to the std::errc condition named, so
   // code written against `std::errc::timed_out` keeps working.
