@@ -54,8 +54,28 @@ asio::awaitable<std::error_code> open(asio::ip::tcp::socket& tcp, const client_h
   }
 }
 
+// The permessage-deflate parameters the server accepted; none when it did not. Throws
+// when it accepted with parameters that break our offer.
+std::optional<deflate_params> accepted_compression(const response_check& check, const deflate_options& ours) {
+  if (!ours.enabled) return std::nullopt;
+  const auto accepted = parse_extensions(check.extensions);
+  if (!accepted) return std::nullopt; // checked by the handshake already
+  for (const auto& e : *accepted) {
+    if (!iequals(e.name, "permessage-deflate")) continue;
+    auto agreed = accept_deflate(e, ours);
+    if (!agreed) throw std::system_error(make_error_code(error::bad_extension_response), "WebSocket handshake");
+    return agreed;
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor executor, std::string url,
                                                     connect_options options) {
+  if (options.deflate.enabled) {
+    // Our offer goes after any extensions the caller offers itself.
+    auto& offer = options.handshake.extensions;
+    offer = offer.empty() ? deflate_offer(options.deflate) : offer + ", " + deflate_offer(options.deflate);
+  }
   const client_handshake handshake{url, options.handshake};
   if (handshake.secure())
     throw std::invalid_argument("wss:// needs TLS, which this version does not support yet");
@@ -69,7 +89,8 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
   const response_check check = handshake.check(parser.head());
   if (!check) throw std::system_error(make_error_code(check.failure), "WebSocket handshake");
 
-  const auto config = detail::config_from(role::client, options);
+  auto config = detail::config_from(role::client, options);
+  config.compression = accepted_compression(check, options.deflate);
   auto sock = detail::socket_access::create(std::move(tcp), config, upgrade_request{}, nullptr);
   // Reading starts on the next turn, so that the caller can subscribe first.
   asio::post(executor, [sock, rest = std::move(rest)] {

@@ -3,12 +3,14 @@
 // gather writes; the teardown runs once, reports the close event, and leaves the server.
 #pragma once
 
+#include <websockets/deflate.hpp>
 #include <websockets/event.hpp>
 #include <websockets/frame_parser.hpp>
 #include <websockets/frame_writer.hpp>
 #include <websockets/generator.hpp>
 #include <websockets/socket.hpp>
 #include <websockets/upgrade.hpp>
+#include <websockets/utf8.hpp>
 
 #include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -37,9 +40,26 @@ struct shared_bytes {
 };
 
 /// Encodes a whole frame (head and payload) for `role`: masked with a fresh key for a
-/// client, so a client's frame is never shared.
+/// client, so a client's frame is never shared. `compressed` sets RSV1.
 [[nodiscard]] shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
-                                        std::span<const std::byte> payload);
+                                        std::span<const std::byte> payload, bool compressed = false);
+
+/// A deflater with the buffer it compresses whole messages into, reused.
+class message_compressor {
+public:
+  message_compressor(int window_bits, const deflate_options& options, bool no_context_takeover)
+      : deflater_(window_bits, options.mem_level, options.level, no_context_takeover) {}
+  /// `payload` compressed as one whole message; valid until the next call.
+  std::span<const std::byte> compress(std::span<const std::byte> payload) {
+    out_.clear();
+    deflater_.compress(payload, true, out_);
+    return out_;
+  }
+
+private:
+  deflater deflater_;
+  std::vector<std::byte> out_;
+};
 
 /// How many frames `encode_frame` has encoded in this process: lets tests check that a
 /// broadcast encodes once.
@@ -55,6 +75,8 @@ struct connection_config {
   std::size_t send_queue_limit = 4 << 20;
   std::size_t read_buffer = 16 * 1024;
   std::uint64_t stream_threshold = 64 * 1024;
+  deflate_options deflate{};                 // what this side allows
+  std::optional<deflate_params> compression; // what the handshake agreed, if anything
 };
 
 /// The connection settings of a server's or a client's options, which name them alike.
@@ -69,6 +91,7 @@ connection_config config_from(websockets::role role, const Options& options) {
   config.event_queue = options.event_queue;
   config.send_queue_limit = options.send_queue_limit;
   config.stream_threshold = options.stream_threshold;
+  config.deflate = options.deflate;
   return config;
 }
 
@@ -119,6 +142,9 @@ public:
     return !close_sent_ && !close_received_ && !finished_ && !write_error_;
   }
   [[nodiscard]] std::size_t buffered_amount() const noexcept { return queued_bytes_; }
+  /// The window bits a message of `size` bytes to this socket is compressed with; 0
+  /// when it goes uncompressed (no permessage-deflate, or under the threshold).
+  [[nodiscard]] int compression_bits(std::size_t size) const noexcept;
 
   // For the server.
   /// Starts a close without waiting for it (server stop).
@@ -145,9 +171,16 @@ public:
 private:
   asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
   asio::awaitable<void> process(std::span<std::byte> input);
-  asio::awaitable<void> on_begin(opcode op, bool streamed);
+  asio::awaitable<void> on_begin(opcode op, bool streamed, bool compressed);
   asio::awaitable<void> on_data(std::span<const std::byte> bytes);
+  asio::awaitable<void> on_payload(std::span<const std::byte> bytes);
   asio::awaitable<void> on_end();
+  /// Inflates a piece of a compressed message (the rest with `fin`) into `inflated_`,
+  /// checking text as it comes out. False when the connection failed.
+  bool inflate(std::span<const std::byte> bytes, bool fin);
+  void fail(websockets::error e) noexcept;
+  /// A whole message's frame, compressed when permessage-deflate applies to it.
+  shared_bytes encode_message(opcode op, std::span<const std::byte> payload);
   asio::awaitable<void> on_ping(std::span<const std::byte> payload);
   void on_close(std::uint16_t code, std::string_view reason);
   asio::awaitable<void> writer_loop(std::shared_ptr<socket> self);
@@ -202,6 +235,13 @@ private:
   asio::cancellation_signal read_cancel_;
   std::shared_ptr<handoff> open_handoff_;   // the open handoff being waited at
   std::shared_ptr<handoff> stream_handoff_; // the stream_start handoff being waited at
+
+  // permessage-deflate, when agreed.
+  std::unique_ptr<inflater> inflater_;
+  std::unique_ptr<message_compressor> compressor_; // a client's own; servers share theirs
+  bool compressed_ = false;   // the message being read is compressed
+  std::string inflated_;      // the piece last inflated, reused
+  utf8_validator inflated_text_;
 
   // Streams in: a pipe relays the current fragmented message.
   std::shared_ptr<pipe_state> pipe_;

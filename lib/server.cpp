@@ -84,6 +84,18 @@ parsed_url parse_url(std::string_view url) {
 
 } // namespace
 
+std::optional<deflate_params> server_core::agree_compression(const upgrade_request& request) const {
+  if (!options_.deflate.enabled) return std::nullopt;
+  const auto offers = parse_extensions(request.extensions());
+  if (!offers) return std::nullopt; // a malformed offer: go on without extensions
+  // The server compresses every message alone with a shared compressor (see
+  // compressor()): it says so, which also lets the client drop its window between
+  // messages.
+  deflate_options ours = options_.deflate;
+  ours.no_context_takeover = true;
+  return negotiate_deflate(*offers, ours);
+}
+
 server_core::server_core(asio::any_io_executor ex, server_options options)
     : ex_(std::move(ex)),
       options_(std::move(options)),
@@ -281,7 +293,10 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   }
 
   ++reserved_;
-  const std::string response = accept_response(check.request.key());
+  connection_config config = config_;
+  config.compression = agree_compression(check.request);
+  const std::string response = accept_response(
+      check.request.key(), {.extensions = config.compression ? config.compression->response : std::string_view{}});
   auto written = co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
   --reserved_;
   if (written.index() == 1 || std::get<0>(written) || stopping_) {
@@ -289,7 +304,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(tcp), config_, std::move(check.request), self);
+  auto sock = socket_access::create(std::move(tcp), config, std::move(check.request), self);
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe
   // to the socket: its first messages are not lost to a race.
@@ -324,14 +339,41 @@ void server_core::closed_reported() noexcept {
 
 // ---- Sending to many ----
 
+message_compressor& server_core::compressor(int window_bits) {
+  auto& slot = compressors_.at(static_cast<std::size_t>(window_bits));
+  // Every message compresses alone (no context takeover), so one compressor serves
+  // every socket with this window, and its output can be shared by all of them.
+  if (!slot) slot = std::make_unique<message_compressor>(window_bits, options_.deflate, true);
+  return *slot;
+}
+
+const shared_bytes& server_core::message_frames::for_peer(connection& peer) {
+  const int bits = peer.compression_bits(payload.size());
+  shared_bytes& frame = bits == 0 ? plain : compressed.at(static_cast<std::size_t>(bits));
+  if (!frame.data) {
+    frame = bits == 0 ? encode_frame(role::server, op, true, payload)
+                      : encode_frame(role::server, op, true, core.compressor(bits).compress(payload), true);
+  }
+  return frame;
+}
+
 asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
                                            std::vector<std::shared_ptr<socket>>* targets,
+                                           const void* stream, const socket* except) {
+  // Named first: g++ 12 destroys a temporary in a co_await expression twice.
+  const auto same_frame = [&frame](connection&) -> const shared_bytes& { return frame; };
+  co_await deliver(same_frame, targets, stream, except);
+}
+
+template <class FrameFor>
+asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::shared_ptr<socket>>* targets,
                                            const void* stream, const socket* except) {
   // Every peer with room gets the frame now; then the others, one by one. A slow or
   // busy peer delays only its own copy.
   std::vector<std::shared_ptr<socket>> waiting;
   auto offer = [&](const std::shared_ptr<socket>& s) {
-    if (!socket_access::get(*s).try_enqueue(frame, stream)) waiting.push_back(s);
+    auto& conn = socket_access::get(*s);
+    if (!conn.try_enqueue(frame_for(conn), stream)) waiting.push_back(s);
   };
   if (targets) {
     for (const auto& s : *targets) offer(s);
@@ -339,7 +381,10 @@ asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
     for (const auto& entry : registry_)
       if (entry.second.get() != except) offer(entry.second);
   }
-  for (const auto& s : waiting) (void)co_await socket_access::get(*s).enqueue(frame, stream);
+  for (const auto& s : waiting) {
+    auto& conn = socket_access::get(*s);
+    (void)co_await conn.enqueue(frame_for(conn), stream);
+  }
 }
 
 asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const std::byte> payload,
@@ -357,8 +402,10 @@ asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const st
       head.rsv2 || head.rsv3)
     throw std::invalid_argument(
         "broadcast: a whole text or binary message (fin set, no RSV bits); streams go through co_write");
-  const shared_bytes frame = encode_frame(role::server, head.opcode, true, payload);
-  co_await deliver(frame, nullptr, nullptr, except);
+  // Encoded once per form some peer needs: plain, and compressed for each window size.
+  message_frames frames{*this, head.opcode, payload};
+  const auto frame_for = [&frames](connection& peer) -> const shared_bytes& { return frames.for_peer(peer); };
+  co_await deliver(frame_for, nullptr, nullptr, except);
 }
 
 asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, const socket* exclude) {

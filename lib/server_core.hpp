@@ -8,6 +8,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -46,6 +47,11 @@ public:
   /// Ends `st` at once with a final frame, past the queue limits, and closes it.
   void abandon_stream(outgoing_stream& st) noexcept;
 
+  /// The permessage-deflate parameters for a request: none when disabled or not offered.
+  [[nodiscard]] std::optional<deflate_params> agree_compression(const upgrade_request& request) const;
+  /// The compressor shared by every socket whose messages go out with `window_bits`.
+  message_compressor& compressor(int window_bits);
+
   asio::awaitable<void> stop();
   /// The destructor's stop: no waiting.
   void shutdown_now() noexcept;
@@ -69,6 +75,7 @@ public:
   http_handler http_;
   notifier changed_; // registry or reports changed
 
+  std::array<std::unique_ptr<message_compressor>, 16> compressors_; // by window bits
   bool stream_busy_ = false;
   notifier stream_free_;
   std::shared_ptr<outgoing_stream> write_stream_; // co_write's
@@ -85,8 +92,23 @@ private:
   asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor);
   asio::awaitable<void> report_error(std::error_code ec);
   asio::awaitable<void> answer(asio::ip::tcp::socket& tcp, std::string response);
+  /// One message for many peers, encoded in each form (plain, or compressed with a
+  /// window size) the first time a peer needs it.
+  struct message_frames {
+    server_core& core;
+    opcode op;
+    std::span<const std::byte> payload;
+    shared_bytes plain{};
+    std::array<shared_bytes, 16> compressed{};
+    const shared_bytes& for_peer(connection& peer);
+  };
   asio::awaitable<void> deliver(const shared_bytes& frame, std::vector<std::shared_ptr<socket>>* targets,
                                 const void* stream, const socket* except = nullptr);
+  /// Queues `frame_for(peer)` for every target (every socket but `except` without
+  /// targets).
+  template <class FrameFor>
+  asio::awaitable<void> deliver(FrameFor frame_for, std::vector<std::shared_ptr<socket>>* targets,
+                                const void* stream, const socket* except);
 };
 
 /// Waits for a pipe to finish; `from` stays alive meanwhile.

@@ -46,9 +46,9 @@ shared_bytes copy_bytes(std::span<const std::byte> bytes) {
 } // namespace
 
 shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
-                          std::span<const std::byte> payload) {
+                          std::span<const std::byte> payload, bool compressed) {
   const frame_writer writer{role};
-  const encoded_head head = writer.head(op, payload.size(), fin);
+  const encoded_head head = writer.head(op, payload.size(), fin, compressed);
   const std::size_t size = head.size() + payload.size();
   auto buffer = std::make_shared_for_overwrite<std::byte[]>(size);
   std::memcpy(buffer.get(), head.bytes().data(), head.size());
@@ -77,7 +77,9 @@ connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_conf
       request_(std::move(request)),
       server_(std::move(server)),
       id_(id),
-      parser_(parser_options{.role = config.role, .limits = config.limits, .allow_compression = false}),
+      parser_(parser_options{.role = config.role,
+                             .limits = config.limits,
+                             .allow_compression = config.compression.has_value()}),
       writer_(config.role),
       read_buf_(std::max<std::size_t>(config.read_buffer, 512)),
       writer_wake_(ex_),
@@ -87,7 +89,19 @@ connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_conf
       closed_(ex_),
       messages_(ex_, config.event_queue),
       streams_(ex_, config.event_queue),
-      events_(ex_, config.event_queue) {}
+      events_(ex_, config.event_queue) {
+  if (const auto& agreed = config.compression) {
+    // The peer compresses with its own window and context settings; we inflate for them.
+    const bool server = config.role == role::server;
+    inflater_ = std::make_unique<inflater>(server ? agreed->client_max_window_bits : agreed->server_max_window_bits,
+                                           server ? agreed->client_no_context_takeover
+                                                  : agreed->server_no_context_takeover,
+                                           config.limits.max_message_size);
+    if (!server)
+      compressor_ = std::make_unique<message_compressor>(agreed->client_max_window_bits, config.deflate,
+                                                         agreed->client_no_context_takeover);
+  }
+}
 
 connection::~connection() = default;
 
@@ -147,7 +161,8 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
     input = input.subspan(used);
     if (std::holds_alternative<parse::need_more>(ev)) co_return;
     if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
-      co_await on_begin(begin->opcode, begin->fragmented || begin->frame_size >= config_.stream_threshold);
+      co_await on_begin(begin->opcode, begin->fragmented || begin->frame_size >= config_.stream_threshold,
+                       begin->compressed);
     } else if (const auto* data = std::get_if<parse::data>(&ev)) {
       co_await on_data(data->bytes);
     } else if (std::holds_alternative<parse::message_end>(ev)) {
@@ -184,9 +199,11 @@ bool connection::wants_stream() const noexcept {
          (server_ && (server_->streams_.wanted() || server_->events_.wanted()));
 }
 
-asio::awaitable<void> connection::on_begin(opcode op, bool streamed) {
+asio::awaitable<void> connection::on_begin(opcode op, bool streamed, bool compressed) {
   message_op_ = op;
   streamed_ = streamed;
+  compressed_ = compressed;
+  inflated_text_.reset();
   payload_.clear();
   assembling_ = wants_message(streamed);
   if (!streamed) co_return;
@@ -209,7 +226,36 @@ asio::awaitable<void> connection::on_begin(opcode op, bool streamed) {
   }
 }
 
+void connection::fail(websockets::error e) noexcept {
+  protocol_error_ = e;
+  stop_reading_ = true;
+}
+
+bool connection::inflate(std::span<const std::byte> bytes, bool fin) {
+  inflated_.clear();
+  if (const auto ec = inflater_->inflate(bytes, fin, inflated_)) {
+    fail(static_cast<websockets::error>(ec.value()));
+    return false;
+  }
+  // The parser checks only uncompressed text; this text is checked as it inflates,
+  // failing as fast.
+  if (message_op_ == opcode::text &&
+      (!inflated_text_.feed(std::string_view{inflated_}) || (fin && !inflated_text_.complete()))) {
+    fail(websockets::error::invalid_utf8);
+    return false;
+  }
+  return true;
+}
+
 asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
+  if (!compressed_) {
+    co_await on_payload(bytes);
+  } else if (inflate(bytes, false) && !inflated_.empty()) {
+    co_await on_payload(std::as_bytes(std::span{inflated_.data(), inflated_.size()}));
+  }
+}
+
+asio::awaitable<void> connection::on_payload(std::span<const std::byte> bytes) {
   if (assembling_) payload_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   if (!streamed_) co_return;
   if (wants_stream()) {
@@ -220,6 +266,12 @@ asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
 }
 
 asio::awaitable<void> connection::on_end() {
+  if (compressed_) {
+    // What zlib still holds comes out with the message's end.
+    if (!inflate({}, true)) co_return;
+    if (!inflated_.empty()) co_await on_payload(std::as_bytes(std::span{inflated_.data(), inflated_.size()}));
+    if (stop_reading_) co_return;
+  }
   if (streamed_) {
     if (wants_stream()) {
       stream_event end{stream_end{self()}};
@@ -416,8 +468,21 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
   const auto keep = self();
   const bool turn = co_await wait_turn(nullptr);
   if (!turn) co_return not_connected();
-  push_data(encode_frame(config_.role, op, true, payload));
+  push_data(encode_message(op, payload));
   co_return std::error_code{};
+}
+
+int connection::compression_bits(std::size_t size) const noexcept {
+  if (!config_.compression || size < config_.deflate.threshold) return 0;
+  return config_.role == role::server ? config_.compression->server_max_window_bits
+                                      : config_.compression->client_max_window_bits;
+}
+
+shared_bytes connection::encode_message(opcode op, std::span<const std::byte> payload) {
+  const int bits = compression_bits(payload.size());
+  if (bits == 0) return encode_frame(config_.role, op, true, payload);
+  message_compressor& compressor = compressor_ ? *compressor_ : server_->compressor(bits);
+  return encode_frame(config_.role, op, true, compressor.compress(payload), true);
 }
 
 asio::awaitable<std::error_code> connection::ping(std::span<const std::byte> payload) {

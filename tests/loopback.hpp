@@ -167,6 +167,7 @@ public:
     websockets::opcode opcode;
     bool fin;
     std::string payload;
+    bool rsv1 = false; ///< Compressed (permessage-deflate).
   };
   asio::awaitable<std::optional<frame>> read_frame(std::chrono::milliseconds limit = 5s) {
     auto r = co_await within(read_frame_now(), limit);
@@ -181,10 +182,10 @@ public:
   }
 
   /// One frame's bytes as a client sends it (masked) or, with `masked` false, as no
-  /// client may.
+  /// client may; `rsv1` marks a compressed message.
   static std::string frame_bytes(websockets::opcode op, std::string_view payload, bool fin = true,
-                                 bool masked = true) {
-    websockets::frame_head head{.fin = fin, .opcode = op, .masked = masked,
+                                 bool masked = true, bool rsv1 = false) {
+    websockets::frame_head head{.fin = fin, .rsv1 = rsv1, .opcode = op, .masked = masked,
                                 .key = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}},
                                 .payload_size = payload.size()};
     std::array<std::byte, websockets::max_head_size> head_bytes{};
@@ -197,8 +198,8 @@ public:
 
   /// Sends one frame (see `frame_bytes`).
   asio::awaitable<void> send_frame(websockets::opcode op, std::string_view payload, bool fin = true,
-                                   bool masked = true) {
-    co_await write(frame_bytes(op, payload, fin, masked));
+                                   bool masked = true, bool rsv1 = false) {
+    co_await write(frame_bytes(op, payload, fin, masked, rsv1));
   }
 
   void close() {
@@ -236,7 +237,7 @@ private:
         if (r.state == websockets::head_decode_result::status::complete) {
           const std::size_t total = r.size + r.head.payload_size;
           if (!co_await fill(total)) co_return frame{websockets::opcode::close, true, "<eof>"};
-          frame f{r.head.opcode, r.head.fin, buffer_.substr(r.size, r.head.payload_size)};
+          frame f{r.head.opcode, r.head.fin, buffer_.substr(r.size, r.head.payload_size), r.head.rsv1};
           if (r.head.masked) // a client's frame
             websockets::apply_mask(std::as_writable_bytes(std::span{f.payload.data(), f.payload.size()}),
                                    r.head.key);

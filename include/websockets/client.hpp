@@ -2,6 +2,7 @@
 // hands out, with the same send and receive API.
 #pragma once
 
+#include <websockets/deflate.hpp>
 #include <websockets/socket.hpp>
 #include <websockets/upgrade.hpp>
 
@@ -39,6 +40,10 @@ struct connect_options {
   /// A single-frame message of at least this many bytes is streamed like a fragmented
   /// one when anyone reads the socket's streams.
   std::uint64_t stream_threshold = 64 * 1024;
+  /// permessage-deflate (RFC 7692), off by default: `{.enabled = true}` offers it; a
+  /// server that accepts with parameters breaking the offer fails the connection
+  /// (`error::bad_extension_response`).
+  deflate_options deflate{};
   /// Origin, subprotocols, extensions and extra headers of the request.
   client_options handshake{};
 };

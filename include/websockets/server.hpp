@@ -3,6 +3,7 @@
 // of them (broadcast, co_write streams, pipes).
 #pragma once
 
+#include <websockets/deflate.hpp>
 #include <websockets/event.hpp>
 #include <websockets/frame.hpp>
 #include <websockets/generator.hpp>
@@ -63,6 +64,11 @@ struct server_options {
   /// one is: its bytes go to `streams()` and pipes as they arrive, not reassembled, when
   /// anyone reads streams. Smaller ones always arrive whole as `message`.
   std::uint64_t stream_threshold = 64 * 1024;
+  /// permessage-deflate (RFC 7692), off by default: `{.enabled = true}` accepts a
+  /// client's offer. The server compresses every message on its own with compressors
+  /// shared by all sockets (a broadcast compresses once), so a connection costs only
+  /// its inflater (2^peer_window_bits bytes of window, plus about 7 KB).
+  deflate_options deflate{};
 };
 
 /// Answers a plain HTTP request (not an upgrade) with a whole HTTP response, which the

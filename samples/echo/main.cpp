@@ -3,7 +3,7 @@
 // goes to every connected client, the sender included.
 //
 //   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
-//        [--handshake-timeout MS] [--broadcast] [--help]
+//        [--handshake-timeout MS] [--deflate] [--broadcast] [--help]
 #include <websockets/server.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -45,6 +45,7 @@ Echoes every WebSocket message back to its sender, with its opcode.
   --max-message-size BYTES   largest message; bigger ones close the connection with 1009
                              (default 16777216)
   --handshake-timeout MS     time a client has to send its upgrade request (default 10000)
+  --deflate                  accept permessage-deflate (RFC 7692) compression offers
   --broadcast                send every message to every connected client, the sender
                              included; fragmented messages are relayed as streams
   --help                     show this help
@@ -91,6 +92,10 @@ arguments parse(int argc, char** argv) {
     }
     if (arg == "--broadcast") {
       args.broadcast = true;
+      continue;
+    }
+    if (arg == "--deflate") {
+      args.options.deflate.enabled = true;
       continue;
     }
     // --name VALUE or --name=VALUE
