@@ -92,6 +92,7 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
   auto config = detail::config_from(role::client, options);
   config.compression = accepted_compression(check, options.deflate);
   auto sock = detail::socket_access::create(std::move(tcp), config, upgrade_request{}, nullptr);
+  detail::socket_access::get(*sock).set_accepted(check.subprotocol, {});
   // Reading starts on the next turn, so that the caller can subscribe first.
   asio::post(executor, [sock, rest = std::move(rest)] {
     detail::socket_access::get(*sock).start(std::as_bytes(std::span{rest.data(), rest.size()}), nullptr);

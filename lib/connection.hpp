@@ -16,6 +16,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -137,6 +138,13 @@ public:
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] websockets::role role() const noexcept { return config_.role; }
   [[nodiscard]] const upgrade_request& request() const noexcept { return request_; }
+  [[nodiscard]] std::string_view subprotocol() const noexcept { return subprotocol_; }
+  [[nodiscard]] std::any& user_data() noexcept { return user_data_; }
+  /// What the handshake settled beyond the request: the subprotocol, the accept hook's data.
+  void set_accepted(std::string subprotocol, std::any user_data) {
+    subprotocol_ = std::move(subprotocol);
+    user_data_ = std::move(user_data);
+  }
   [[nodiscard]] asio::ip::tcp::endpoint remote_endpoint() const noexcept;
   [[nodiscard]] bool is_open() const noexcept {
     return !close_sent_ && !close_received_ && !finished_ && !write_error_;
@@ -215,6 +223,8 @@ private:
   asio::ip::tcp::socket tcp_;
   connection_config config_;
   upgrade_request request_;
+  std::string subprotocol_;
+  std::any user_data_;
   std::shared_ptr<server_core> server_;
   std::uint64_t id_;
   frame_parser parser_;

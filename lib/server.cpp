@@ -84,6 +84,47 @@ parsed_url parse_url(std::string_view url) {
 
 } // namespace
 
+bool server_core::origin_allowed(const upgrade_request& request) const {
+  const auto& origin = request.origin();
+  if (!origin || options_.allowed_origins.empty()) return true;
+  return std::ranges::any_of(options_.allowed_origins, [&](const std::string& allowed) { return iequals(allowed, *origin); });
+}
+
+namespace {
+
+std::vector<http_header> header_views(const accept_decision& decision) {
+  std::vector<http_header> out;
+  for (const auto& [name, value] : decision.headers) out.push_back({name, value});
+  return out;
+}
+
+} // namespace
+
+std::string server_core::acceptance(const upgrade_request& request, accept_decision& decision,
+                                    const connection_config& config) const {
+  const auto offered = request.subprotocols();
+  if (decision.subprotocol.empty()) {
+    // Ours, in our order of preference, the first the client offers.
+    for (const auto& ours : options_.subprotocols)
+      if (std::ranges::find(offered, ours) != offered.end()) {
+        decision.subprotocol = ours;
+        break;
+      }
+  } else if (std::ranges::find(offered, decision.subprotocol) == offered.end()) {
+    throw std::invalid_argument("accept hook chose a subprotocol the client did not offer");
+  }
+  const auto extra = header_views(decision);
+  return accept_response(request.key(),
+                         {.subprotocol = decision.subprotocol,
+                          .extensions = config.compression ? config.compression->response : std::string_view{},
+                          .extra_headers = extra});
+}
+
+std::string server_core::refusal(const accept_decision& decision) {
+  const auto extra = header_views(decision);
+  return rejection_response(decision.status, decision.body, extra);
+}
+
 std::optional<deflate_params> server_core::agree_compression(const upgrade_request& request) const {
   if (!options_.deflate.enabled) return std::nullopt;
   const auto offers = parse_extensions(request.extensions());
@@ -280,7 +321,8 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   }
   std::string path = check.request.head().target_url().path();
   if (path.empty()) path = "/";
-  const error failure = path != path_ ? error::not_found : check.failure;
+  error failure = path != path_ ? error::not_found : check.failure;
+  if (failure == error{} && !origin_allowed(check.request)) failure = error::forbidden;
   if (failure != error{}) {
     co_await answer(tcp, rejection_response(failure));
     co_await report_error(make_error_code(failure));
@@ -293,18 +335,42 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   }
 
   ++reserved_;
+  struct reservation {
+    std::size_t& count;
+    ~reservation() { --count; }
+  } held{reserved_};
+  accept_decision decision;
+  if (accept_) {
+    try {
+      auto decided = co_await accept_(check.request);
+      decision = std::move(decided);
+    } catch (const std::exception&) {
+      decision = {.status = 500};
+    }
+    if (stopping_ || !tcp.is_open()) co_return;
+  }
   connection_config config = config_;
   config.compression = agree_compression(check.request);
-  const std::string response = accept_response(
-      check.request.key(), {.extensions = config.compression ? config.compression->response : std::string_view{}});
+  std::string response;
+  try {
+    response = decision.status != 0 ? refusal(decision) : acceptance(check.request, decision, config);
+  } catch (const std::invalid_argument&) {
+    decision = {.status = 500}; // a hook's subprotocol not offered, or a header that is not HTTP
+    response = rejection_response(500);
+  }
+  if (decision.status != 0) {
+    co_await answer(tcp, std::move(response));
+    co_await report_error(make_error_code(error::forbidden));
+    co_return;
+  }
   auto written = co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
-  --reserved_;
   if (written.index() == 1 || std::get<0>(written) || stopping_) {
     tcp.close(ignored);
     co_return;
   }
   tracking.forget();
   auto sock = socket_access::create(std::move(tcp), config, std::move(check.request), self);
+  socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe
   // to the socket: its first messages are not lost to a race.
@@ -558,6 +624,8 @@ asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view
 }
 
 void server::on_http(http_handler handler) { core_->http_ = std::move(handler); }
+
+void server::on_upgrade(accept_hook hook) { core_->accept_ = std::move(hook); }
 
 generator<std::shared_ptr<socket>> server::connections() { return core_->connections_.subscribe(); }
 generator<message> server::messages() { return core_->messages_.subscribe(); }

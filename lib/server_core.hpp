@@ -47,6 +47,15 @@ public:
   /// Ends `st` at once with a final frame, past the queue limits, and closes it.
   void abandon_stream(outgoing_stream& st) noexcept;
 
+  /// False when the request's Origin is not one of `allowed_origins`.
+  [[nodiscard]] bool origin_allowed(const upgrade_request& request) const;
+  /// The 101 response for `request` as `decision` and `config` settle it, choosing the
+  /// subprotocol into `decision`. Throws `std::invalid_argument` for a decision that
+  /// cannot be sent.
+  [[nodiscard]] std::string acceptance(const upgrade_request& request, accept_decision& decision,
+                                       const connection_config& config) const;
+  /// The refusal `decision` asks for.
+  [[nodiscard]] static std::string refusal(const accept_decision& decision);
   /// The permessage-deflate parameters for a request: none when disabled or not offered.
   [[nodiscard]] std::optional<deflate_params> agree_compression(const upgrade_request& request) const;
   /// The compressor shared by every socket whose messages go out with `window_bits`.
@@ -73,6 +82,7 @@ public:
   bool stopping_ = false;
   bool stopped_ = false;
   http_handler http_;
+  accept_hook accept_;
   notifier changed_; // registry or reports changed
 
   std::array<std::unique_ptr<message_compressor>, 16> compressors_; // by window bits

@@ -735,6 +735,10 @@ generator<event> socket::events() { return connection_->events(); }
 
 const upgrade_request& socket::request() const noexcept { return connection_->request(); }
 
+std::string_view socket::subprotocol() const noexcept { return connection_->subprotocol(); }
+
+std::any& socket::user_data() noexcept { return connection_->user_data(); }
+
 asio::ip::tcp::endpoint socket::remote_endpoint() const noexcept {
   return connection_->remote_endpoint();
 }

@@ -492,4 +492,22 @@ std::optional<std::vector<extension>> parse_extensions(std::string_view list) {
   return extension_reader{list}.read();
 }
 
+std::optional<std::string> upgrade_request::cookie(std::string_view name) const {
+  for (const auto& h : head_.headers()) {
+    if (!iequals(h.name, "Cookie")) continue;
+    std::string_view pairs = h.value;
+    while (!pairs.empty()) {
+      const auto semicolon = pairs.find(';');
+      const auto pair = trim_ows(pairs.substr(0, semicolon));
+      pairs = semicolon == std::string_view::npos ? std::string_view{} : pairs.substr(semicolon + 1);
+      const auto eq = pair.find('=');
+      if (eq == std::string_view::npos || trim_ows(pair.substr(0, eq)) != name) continue;
+      auto value = trim_ows(pair.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+      return std::string(value);
+    }
+  }
+  return std::nullopt;
+}
+
 } // namespace websockets

@@ -577,3 +577,98 @@ TEST_CASE("a peer that drops does not disturb the others") {
     co_await f.srv.stop();
   });
 }
+
+TEST_CASE("the subprotocol is the server's first choice among the client's offers") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.subprotocols = {"chat.v2", "chat.v1"}}};
+    auto conns = f.srv.connections();
+    websockets::connect_options both;
+    both.handshake.subprotocols = {"chat.v1", "chat.v2"};
+    auto client = co_await websockets::connect(ex, url_of(f.srv), both);
+    CHECK(client->subprotocol() == "chat.v2");
+    CHECK((co_await next(conns))->subprotocol() == "chat.v2");
+
+    websockets::connect_options other;
+    other.handshake.subprotocols = {"mqtt"};
+    auto none = co_await websockets::connect(ex, url_of(f.srv), other);
+    CHECK(none->subprotocol().empty());
+    co_await f.srv.stop();
+  });
+}
+
+TEST_CASE("allowed_origins refuses other browsers' origins with 403; non-browsers pass") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.allowed_origins = {"https://chat.example"}}};
+    auto errors = f.srv.errors();
+    const auto port = f.srv.local_endpoint().port();
+    const auto with_origin = [](std::string_view origin) {
+      std::string request = upgrade_request("/");
+      request.insert(request.size() - 2, "Origin: " + std::string(origin) + "\r\n");
+      return request;
+    };
+    CHECK(co_await status_of(ex, port, with_origin("https://evil.example")) == "HTTP/1.1 403 Forbidden");
+    CHECK((co_await next(errors)).error == websockets::error::forbidden);
+    CHECK(co_await status_of(ex, port, with_origin("HTTPS://Chat.Example")) == "HTTP/1.1 101 Switching Protocols");
+    CHECK(co_await status_of(ex, port, upgrade_request("/")) == "HTTP/1.1 101 Switching Protocols");
+    co_await f.srv.stop();
+  });
+}
+
+TEST_CASE("an accept hook sees path, query and cookies, refuses with its status, or attaches user data") {
+  struct user {
+    std::string name;
+  };
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.subprotocols = {"v1"}}};
+    f.srv.on_upgrade([](const websockets::upgrade_request& request) -> asio::awaitable<websockets::accept_decision> {
+      const auto session = request.cookie("session");
+      if (!session || *session != "s3cret")
+        co_return websockets::accept_decision{
+            .status = 401, .body = "log in first", .headers = {{"WWW-Authenticate", "Cookie"}}};
+      const auto url = request.head().target_url();
+      const auto room = url.params().find("room");
+      if (room == url.params().end()) throw std::runtime_error("no room"); // refused with 500
+      websockets::accept_decision accepted;
+      accepted.user_data = user{"ada in " + std::string((*room).value)};
+      accepted.subprotocol = request.subprotocols().empty() ? "" : request.subprotocols().back();
+      accepted.headers = {{"Set-Cookie", "seen=1"}};
+      co_return accepted;
+    });
+    auto conns = f.srv.connections();
+    auto errors = f.srv.errors();
+    const auto port = f.srv.local_endpoint().port();
+
+    raw_peer anonymous{ex};
+    co_await anonymous.connect(port);
+    const std::string refused = co_await anonymous.upgrade("/?room=1");
+    CHECK(refused.starts_with("HTTP/1.1 401 Unauthorized"));
+    CHECK(refused.find("WWW-Authenticate: Cookie\r\n") != std::string::npos);
+    CHECK((co_await next(errors)).error == websockets::error::forbidden);
+
+    raw_peer roomless{ex};
+    co_await roomless.connect(port);
+    CHECK((co_await roomless.upgrade("/", "Cookie: theme=dark; session=s3cret\r\n")).starts_with("HTTP/1.1 500"));
+
+    websockets::connect_options logged_in;
+    logged_in.handshake.subprotocols = {"v1", "v0"};
+    logged_in.handshake.extra_headers = {{"Cookie", "theme=dark; session=\"s3cret\""}};
+    auto client = co_await websockets::connect(ex, url_of(f.srv, "/?room=lobby"), logged_in);
+    CHECK(client->subprotocol() == "v0"); // the hook's choice over the server's list
+    auto peer = co_await next(conns);
+    REQUIRE(peer->user_data().has_value());
+    CHECK(std::any_cast<user&>(peer->user_data()).name == "ada in lobby");
+    co_await f.srv.stop();
+  });
+}
+
+TEST_CASE("an accept hook choosing a subprotocol the client did not offer refuses with 500") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex};
+    f.srv.on_upgrade([](const websockets::upgrade_request&) -> asio::awaitable<websockets::accept_decision> {
+      co_return websockets::accept_decision{.subprotocol = "never-offered"};
+    });
+    CHECK(co_await status_of(ex, f.srv.local_endpoint().port(), upgrade_request("/")) ==
+          "HTTP/1.1 500 Internal Server Error");
+    co_await f.srv.stop();
+  });
+}

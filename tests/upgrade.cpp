@@ -109,6 +109,20 @@ TEST_CASE("parse_extensions reads names, parameters and quoted values") {
     CHECK_MESSAGE(!parse_extensions(bad), bad);
 }
 
+TEST_CASE("cookies are read from every Cookie line, unquoted") {
+  http_parser parser{http_kind::request};
+  std::string request{rfc_request};
+  request.insert(request.size() - 2, "Cookie: theme=dark;session=\"abc\"\r\nCookie:  lang = en \r\n");
+  REQUIRE(parser.feed(request).state == http_parser::status::complete);
+  const auto check = check_upgrade(parser.take_head());
+  REQUIRE(check);
+  CHECK(check.request.cookie("theme") == "dark");
+  CHECK(check.request.cookie("session") == "abc");
+  CHECK(check.request.cookie("lang") == "en");
+  CHECK(!check.request.cookie("them"));
+  CHECK(!check.request.cookie("dark"));
+}
+
 TEST_CASE("accept_key gives the RFC 6455 example") {
   CHECK(accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   // Also for a key that is not valid (the server never gets this far with one), and

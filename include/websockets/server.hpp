@@ -14,6 +14,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace websockets {
@@ -69,7 +71,35 @@ struct server_options {
   /// shared by all sockets (a broadcast compresses once), so a connection costs only
   /// its inflater (2^peer_window_bits bytes of window, plus about 7 KB).
   deflate_options deflate{};
+  /// Subprotocols the server speaks, in its order of preference: the first of them the
+  /// client offers is chosen (an accept hook may choose instead); none when empty.
+  std::vector<std::string> subprotocols{};
+  /// Origins allowed to connect, such as `https://example.com` (compared ignoring ASCII
+  /// case): a request from another origin gets 403. Empty allows every origin; requests
+  /// without `Origin` (not from a browser) always pass.
+  std::vector<std::string> allowed_origins{};
 };
+
+/// What an accept hook decides about one upgrade request.
+struct accept_decision {
+  /// 0 accepts; an HTTP status from 300 to 599 refuses the upgrade with it and `body`.
+  unsigned status = 0;
+  /// The refusal's plain-text body; the status's reason phrase when empty.
+  std::string body{};
+  /// The subprotocol to answer with, one the client offered; empty lets the server
+  /// choose from `server_options::subprotocols`.
+  std::string subprotocol{};
+  /// Attached to the socket as `socket::user_data()`.
+  std::any user_data{};
+  /// More header lines for the 101 response or the refusal, such as `Set-Cookie`.
+  std::vector<std::pair<std::string, std::string>> headers{};
+};
+
+/// Looks at an upgrade request that passed every check of the server (path, origin,
+/// connection limit) and accepts or refuses it. The request gives the path and query
+/// (`head().target_url()`, Boost.URL), the headers and the cookies. An exception
+/// refuses with 500.
+using accept_hook = std::function<asio::awaitable<accept_decision>(const upgrade_request&)>;
 
 /// Answers a plain HTTP request (not an upgrade) with a whole HTTP response, which the
 /// server writes before closing the connection.
@@ -110,6 +140,11 @@ public:
 
   /// Sets the handler for plain HTTP requests (any path); without one they get 426.
   void on_http(http_handler handler);
+
+  /// Sets the hook that accepts or refuses each upgrade request (authentication,
+  /// per-socket data, a subprotocol of its choice); without one every valid request is
+  /// accepted.
+  void on_upgrade(accept_hook hook);
 
   /// New sockets (the seed's `open`). A socket starts reading once its consumers have
   /// taken it from here: subscribe to its own generators before the next `co_await`

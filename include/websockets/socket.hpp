@@ -12,6 +12,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <any>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -85,6 +86,14 @@ public:
   /// The upgrade request that opened this socket (path, query, headers, origin);
   /// empty for a client's socket.
   [[nodiscard]] const upgrade_request& request() const noexcept;
+
+  /// The subprotocol the handshake chose (`Sec-WebSocket-Protocol`); empty for none.
+  [[nodiscard]] std::string_view subprotocol() const noexcept;
+
+  /// What the server's accept hook attached to this socket (`accept_decision::user_data`),
+  /// for the application to keep per-socket state in; empty otherwise. Read it with
+  /// `std::any_cast<T&>(sock->user_data())`.
+  [[nodiscard]] std::any& user_data() noexcept;
 
   /// The peer's address; a default endpoint once the socket is closed.
   [[nodiscard]] asio::ip::tcp::endpoint remote_endpoint() const noexcept;

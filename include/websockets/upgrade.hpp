@@ -71,6 +71,10 @@ public:
   /// protect WebSocket connections. None when absent (non-browser clients).
   [[nodiscard]] const std::optional<std::string>& origin() const noexcept { return origin_; }
 
+  /// The value of the cookie `name` from the `Cookie` header lines (RFC 6265 section
+  /// 5.4: `name=value` pairs separated by `;`), quotes removed; none when absent.
+  [[nodiscard]] std::optional<std::string> cookie(std::string_view name) const;
+
 private:
   friend upgrade_check check_upgrade(http_head request);
 
