@@ -73,7 +73,8 @@ struct connection_config {
   std::chrono::milliseconds timeout{0}; // idle; zero: none
   std::chrono::milliseconds close_timeout{5000};
   std::size_t event_queue = 64;
-  std::size_t send_queue_limit = 4 << 20;
+  std::size_t max_queued_bytes = 4 << 20;
+  overflow_policy overflow = overflow_policy::wait;
   std::size_t read_buffer = 16 * 1024;
   std::uint64_t stream_threshold = 64 * 1024;
   deflate_options deflate{};                 // what this side allows
@@ -87,10 +88,12 @@ connection_config config_from(websockets::role role, const Options& options) {
   config.role = role;
   config.limits.max_frame_size = options.max_frame_size;
   config.limits.max_message_size = options.max_message_size;
+  config.limits.max_fragments = options.max_fragments;
   config.timeout = options.timeout;
   config.close_timeout = options.close_timeout;
   config.event_queue = options.event_queue;
-  config.send_queue_limit = options.send_queue_limit;
+  config.max_queued_bytes = options.max_queued_bytes;
+  config.overflow = options.overflow;
   config.stream_threshold = options.stream_threshold;
   config.deflate = options.deflate;
   return config;
@@ -150,6 +153,7 @@ public:
     return !close_sent_ && !close_received_ && !finished_ && !write_error_;
   }
   [[nodiscard]] std::size_t buffered_amount() const noexcept { return queued_bytes_; }
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return dropped_; }
   /// The window bits a message of `size` bytes to this socket is compressed with; 0
   /// when it goes uncompressed (no permessage-deflate, or under the threshold).
   [[nodiscard]] int compression_bits(std::size_t size) const noexcept;
@@ -159,11 +163,13 @@ public:
   void begin_close(close_code code, std::string_view reason);
   /// Gives up on the peer: stops reading, and the teardown closes TCP at once.
   void abort();
-  /// Queues shared frame bytes if nothing stands in the way: a stream other than
-  /// `stream` (null for a whole message), or a full queue.
+  /// Queues shared frame bytes if nothing stands in the way (a stream other than
+  /// `stream`, null for a whole message; senders in line; a full queue under
+  /// `overflow_policy::wait`). True when the frame needs no waiting: queued, dropped
+  /// or refused by the overflow policy, or never to be sent (the socket is closed).
   bool try_enqueue(const shared_bytes& frame, const void* stream);
   /// Queues shared frame bytes, waiting while something stands in the way. False when
-  /// the socket closed meanwhile.
+  /// it was not queued: the socket closed, or the overflow policy refused it.
   asio::awaitable<bool> enqueue(shared_bytes frame, const void* stream);
   /// Queues shared frame bytes at once, past the limit (ending a cut-short stream).
   void enqueue_now(const shared_bytes& frame);
@@ -190,13 +196,24 @@ private:
   /// A whole message's frame, compressed when permessage-deflate applies to it.
   shared_bytes encode_message(opcode op, std::span<const std::byte> payload);
   asio::awaitable<void> on_ping(std::span<const std::byte> payload);
+  /// Before answering a close: waits until the consumers have taken what was read before it.
+  asio::awaitable<void> let_consumers_answer();
   void on_close(std::uint16_t code, std::string_view reason);
   asio::awaitable<void> writer_loop(std::shared_ptr<socket> self);
   asio::awaitable<void> idle_loop(std::shared_ptr<socket> self);
   asio::awaitable<void> teardown(std::shared_ptr<socket> self);
   asio::awaitable<void> wait_closed();
-  [[nodiscard]] bool can_enqueue(const void* stream) const noexcept;
-  asio::awaitable<bool> wait_turn(const void* stream);
+  /// What a sender gets when its turn comes.
+  enum class turn : std::uint8_t { go, closed, dropped };
+  [[nodiscard]] bool has_room() const noexcept;
+  /// True while another stream than `stream` holds this socket.
+  [[nodiscard]] bool held_by_other_stream(const void* stream) const noexcept;
+  asio::awaitable<turn> wait_turn(const void* stream);
+  /// Applies the overflow policy to a frame of `stream` (null: a whole message) that
+  /// finds the queue full (not for `overflow_policy::wait`).
+  turn overflow(const void* stream);
+  /// Closes with 1008 for a full queue, dropping what is queued and not being written.
+  void close_overflowing();
   void stop_read() noexcept;
 
   // Event delivery: to this socket's generators and to the server's.
@@ -244,7 +261,7 @@ private:
   websockets::error protocol_error_{};
   asio::cancellation_signal read_cancel_;
   std::shared_ptr<handoff> open_handoff_;   // the open handoff being waited at
-  std::shared_ptr<handoff> stream_handoff_; // the stream_start handoff being waited at
+  std::shared_ptr<handoff> stream_handoff_; // the stream_start or close handoff being waited at
 
   // permessage-deflate, when agreed.
   std::unique_ptr<inflater> inflater_;
@@ -263,6 +280,8 @@ private:
   std::size_t queued_bytes_ = 0;
   const void* stream_owner_ = nullptr;
   std::deque<const int*> waiters_; // senders waiting, in order; each the address of its place
+  std::uint64_t dropped_ = 0;      // messages dropped by overflow_policy::drop
+  bool overflowed_ = false;        // closed by overflow_policy::close
   bool writing_ = false;
   bool writer_stop_ = false;
   bool writer_done_ = false;

@@ -49,6 +49,8 @@ const char* message_of(error e) noexcept {
   case error::close_timeout: return "peer did not answer the close in time";
   case error::connection_dropped: return "connection dropped without a closing handshake";
   case error::not_open: return "socket is not open";
+  case error::send_queue_full: return "send queue past its limit: socket closed";
+  case error::message_dropped: return "message dropped: send queue past its limit";
   }
   return nullptr;
 }
@@ -67,6 +69,8 @@ public:
     case error::close_timeout: return std::errc::timed_out;
     case error::connection_dropped: return std::errc::connection_aborted;
     case error::not_open: return std::errc::not_connected;
+    case error::send_queue_full:
+    case error::message_dropped: return std::errc::no_buffer_space;
     default: return {value, *this};
     }
   }

@@ -175,6 +175,7 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
         co_await fan_out(std::move(pong), nullptr, server_ ? &server_->pongs_ : nullptr, true);
       }
     } else if (const auto* close = std::get_if<parse::close>(&ev)) {
+      co_await let_consumers_answer();
       on_close(close->code, close->reason);
       stop_reading_ = true;
     } else if (const auto* failure = std::get_if<parse::failure>(&ev)) {
@@ -298,8 +299,35 @@ asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {
   if (close_sent_ || finished_) co_return;
   enqueue_control(writer_.control(opcode::pong, payload));
   // A peer that pings without reading our pongs fills our queue: stop reading it.
-  while (queued_bytes_ > config_.send_queue_limit && !stop_reading_ && !write_error_)
+  while (queued_bytes_ > config_.max_queued_bytes && !stop_reading_ && !write_error_)
     co_await changed_.wait();
+}
+
+asio::awaitable<void> connection::let_consumers_answer() {
+  // The peer's close ends what we may send once we answer it (RFC 6455 section 5.5.1
+  // lets us finish first): the messages read before it are taken by their consumers,
+  // whose replies (an echo) then go out ahead of our close. Bounded by the close timeout.
+  auto point = std::make_shared<handoff>(ex_);
+  point->add(); // while registering
+  messages_.hand_off_all(point);
+  streams_.hand_off_all(point);
+  events_.hand_off_all(point);
+  if (server_) {
+    server_->messages_.hand_off_all(point);
+    server_->streams_.hand_off_all(point);
+    server_->events_.hand_off_all(point);
+  }
+  point->done();
+  if (!point->pending()) co_return;
+  stream_handoff_ = point; // released too when the connection is given up
+  asio::steady_timer deadline{ex_};
+  deadline.expires_after(config_.close_timeout);
+  deadline.async_wait([point](std::error_code ec) {
+    if (!ec) point->release();
+  });
+  while (point->pending() && !stop_reading_) co_await point->wait();
+  deadline.cancel();
+  stream_handoff_.reset();
 }
 
 void connection::on_close(std::uint16_t code, std::string_view reason) {
@@ -365,24 +393,62 @@ void connection::enqueue_now(const shared_bytes& frame) {
   push_data(frame);
 }
 
-bool connection::can_enqueue(const void* stream) const noexcept {
-  const bool room = queued_bytes_ == 0 || queued_bytes_ < config_.send_queue_limit;
-  return room && (stream_owner_ == nullptr || stream_owner_ == stream);
+bool connection::has_room() const noexcept {
+  return queued_bytes_ == 0 || queued_bytes_ < config_.max_queued_bytes;
+}
+
+bool connection::held_by_other_stream(const void* stream) const noexcept {
+  return stream_owner_ != nullptr && stream_owner_ != stream;
+}
+
+connection::turn connection::overflow(const void* stream) {
+  if (config_.overflow == overflow_policy::drop && stream == nullptr) {
+    ++dropped_;
+    // Reported from its own coroutine: the sender (a broadcast) must not wait on the
+    // consumers of errors.
+    asio::co_spawn(ex_, fan_out(error_event{self(), make_error_code(websockets::error::message_dropped)}, nullptr,
+                                server_ ? &server_->errors_ : nullptr, true),
+                   asio::detached);
+    return turn::dropped;
+  }
+  close_overflowing();
+  return turn::closed;
+}
+
+void connection::close_overflowing() {
+  if (close_sent_ || tearing_down_ || finished_) return;
+  overflowed_ = true;
+  for (const auto& frame : data_q_) queued_bytes_ -= frame.size;
+  data_q_.clear();
+  queue_close(close_code::policy_violation, "send queue full");
+  arm_close_deadline();
 }
 
 bool connection::try_enqueue(const shared_bytes& frame, const void* stream) {
   if (!is_open()) return true; // nothing to wait for: it will never be sent
   const bool stream_frame = stream != nullptr && stream == stream_owner_;
-  if ((!stream_frame && !waiters_.empty()) || !can_enqueue(stream)) return false;
+  if ((!stream_frame && !waiters_.empty()) || held_by_other_stream(stream)) return false;
+  if (!has_room()) {
+    if (config_.overflow == overflow_policy::wait) return false;
+    (void)overflow(stream);
+    return true;
+  }
   push_data(frame);
   return true;
 }
 
-asio::awaitable<bool> connection::wait_turn(const void* stream) {
+asio::awaitable<connection::turn> connection::wait_turn(const void* stream) {
   // Frames of a stream this socket belongs to only wait for room; everything else
   // waits in line, so that messages keep their order when some had to wait.
   const bool stream_frame = stream != nullptr && stream == stream_owner_;
-  if (is_open() && (stream_frame || waiters_.empty()) && can_enqueue(stream)) co_return true;
+  const auto at_front = [&](const int* place) {
+    return (stream_frame || (place == nullptr ? waiters_.empty() : waiters_.front() == place)) &&
+           !held_by_other_stream(stream);
+  };
+  if (is_open() && at_front(nullptr)) {
+    if (has_room()) co_return turn::go;
+    if (config_.overflow != overflow_policy::wait) co_return overflow(stream);
+  }
   int place = 0;
   struct in_line {
     connection& c;
@@ -397,16 +463,19 @@ asio::awaitable<bool> connection::wait_turn(const void* stream) {
   } guard{*this, &place, !stream_frame};
   if (!stream_frame) waiters_.push_back(&place);
   for (;;) {
-    if (!is_open()) co_return false;
-    if ((stream_frame || waiters_.front() == &place) && can_enqueue(stream)) co_return true;
+    if (!is_open()) co_return turn::closed;
+    if (at_front(&place)) {
+      if (has_room()) co_return turn::go;
+      if (config_.overflow != overflow_policy::wait) co_return overflow(stream);
+    }
     co_await changed_.wait();
   }
 }
 
 asio::awaitable<bool> connection::enqueue(shared_bytes frame, const void* stream) {
-  const bool turn = co_await wait_turn(stream);
-  if (turn) push_data(std::move(frame));
-  co_return turn;
+  const turn t = co_await wait_turn(stream);
+  if (t == turn::go) push_data(std::move(frame));
+  co_return t == turn::go;
 }
 
 void connection::release_stream(const void* stream) noexcept {
@@ -466,8 +535,12 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
   if (op != opcode::text && op != opcode::binary)
     co_return std::make_error_code(std::errc::invalid_argument);
   const auto keep = self();
-  const bool turn = co_await wait_turn(nullptr);
-  if (!turn) co_return not_connected();
+  switch (co_await wait_turn(nullptr)) {
+  case turn::go: break;
+  case turn::dropped: co_return make_error_code(websockets::error::message_dropped);
+  case turn::closed:
+    co_return overflowed_ ? make_error_code(websockets::error::send_queue_full) : not_connected();
+  }
   push_data(encode_message(op, payload));
   co_return std::error_code{};
 }
@@ -639,6 +712,9 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
     error = make_error_code(protocol_error_);
     code = static_cast<std::uint16_t>(answer);
     queue_close(answer, {});
+  } else if (overflowed_) {
+    error = make_error_code(websockets::error::send_queue_full);
+    code = static_cast<std::uint16_t>(close_code::policy_violation);
   } else if (close_received_) {
     code = received_code_;
     reason = std::move(received_reason_);
@@ -734,6 +810,8 @@ generator<stream_event> socket::streams() { return connection_->streams(); }
 generator<event> socket::events() { return connection_->events(); }
 
 const upgrade_request& socket::request() const noexcept { return connection_->request(); }
+
+std::uint64_t socket::dropped_messages() const noexcept { return connection_->dropped_messages(); }
 
 std::string_view socket::subprotocol() const noexcept { return connection_->subprotocol(); }
 

@@ -32,7 +32,7 @@ TEST_CASE("every error has its own readable message") {
   check_range(static_cast<int>(error::reserved_bits), static_cast<int>(error::bad_deflate_data));
   check_range(static_cast<int>(error::head_too_large), static_cast<int>(error::too_many_connections));
   check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::bad_extension_response));
-  check_range(static_cast<int>(error::idle_timeout), static_cast<int>(error::not_open));
+  check_range(static_cast<int>(error::idle_timeout), static_cast<int>(error::message_dropped));
   CHECK(make_error_code(static_cast<error>(9999)).message() == "unknown websockets error 9999");
 }
 
@@ -56,6 +56,8 @@ TEST_CASE("connection errors also compare equal to their std::errc conditions") 
   CHECK(std::error_code{error::close_timeout} == std::errc::timed_out);
   CHECK(std::error_code{error::connection_dropped} == std::errc::connection_aborted);
   CHECK(std::error_code{error::not_open} == std::errc::not_connected);
+  CHECK(std::error_code{error::send_queue_full} == std::errc::no_buffer_space);
+  CHECK(std::error_code{error::message_dropped} == std::errc::no_buffer_space);
   CHECK(std::error_code{error::invalid_utf8} != std::errc::timed_out);
   CHECK(std::error_code{error::idle_timeout} != error::close_timeout);
 }

@@ -393,7 +393,7 @@ TEST_CASE("a consumer that stops reading stops the reader: the sender's writes b
       [](executor ex) -> asio::awaitable<void> {
         fixture f{ex, {.event_queue = 2}};
         auto messages = f.srv.messages(); // not read until the end
-        const websockets::connect_options options{.send_queue_limit = 64 * 1024};
+        const websockets::connect_options options{.max_queued_bytes = 64 * 1024};
         auto client = co_await websockets::connect(ex, url_of(f.srv), options);
         const std::string chunk(64 * 1024, 'x');
         std::size_t sent = 0;
@@ -419,4 +419,103 @@ TEST_CASE("a consumer that stops reading stops the reader: the sender's writes b
         co_await f.srv.stop();
       },
       std::chrono::seconds{60});
+}
+
+TEST_CASE("a peer that stops reading is closed with 1008 once its queue passes max_queued_bytes") {
+  run(
+      [](executor ex) -> asio::awaitable<void> {
+        fixture f{ex, {.close_timeout = 300ms, .max_queued_bytes = 256 * 1024}};
+        auto conns = f.srv.connections();
+        auto closes = f.srv.closes();
+        auto errors = f.srv.errors();
+        auto reading = co_await websockets::connect(ex, url_of(f.srv));
+        auto reading_messages = reading->messages();
+        auto fast = co_await next(conns);
+        raw_peer stalled{ex}; // never reads
+        co_await stalled.connect(f.srv.local_endpoint().port());
+        (void)co_await stalled.upgrade();
+        auto slow = co_await next(conns);
+
+        const std::string chunk(64 * 1024, 'q');
+        std::size_t sent = 0;
+        std::error_code refused;
+        // Bounded: the kernel's buffers take a few MiB, then our queue fills.
+        while (!refused && sent < 2000) {
+          co_await f.srv.broadcast({.fin = true, .opcode = opcode::binary}, chunk);
+          CHECK(slow->buffered_amount() <= 256 * 1024 + chunk.size() + 16);
+          refused = co_await slow->send(bytes_of("still there?"));
+          ++sent;
+        }
+        CHECK(refused == websockets::error::send_queue_full);
+        CHECK((co_await next(errors)).error == websockets::error::send_queue_full);
+        const auto closed = co_await next(closes);
+        CHECK(closed.peer == slow);
+        CHECK(closed.code == 1008);
+        // The reading peer got every broadcast, whole and in order.
+        for (std::size_t i = 0; i < sent; ++i) CHECK((co_await next(reading_messages)).payload.size() == chunk.size());
+        CHECK(fast->is_open());
+        co_await f.srv.stop();
+      },
+      std::chrono::seconds{60});
+}
+
+TEST_CASE("with overflow_policy::drop a slow peer misses messages, counted and reported, and stays open") {
+  run(
+      [](executor ex) -> asio::awaitable<void> {
+        fixture f{ex, {.close_timeout = 300ms,
+                       .max_queued_bytes = 256 * 1024,
+                       .overflow = websockets::overflow_policy::drop}};
+        auto conns = f.srv.connections();
+        auto errors = f.srv.errors();
+        raw_peer stalled{ex};
+        co_await stalled.connect(f.srv.local_endpoint().port());
+        (void)co_await stalled.upgrade();
+        auto slow = co_await next(conns);
+        const std::string chunk(64 * 1024, 'd');
+        std::size_t dropped = 0;
+        for (std::size_t i = 0; i < 2000 && dropped < 3; ++i) {
+          co_await f.srv.broadcast({.fin = true, .opcode = opcode::binary}, chunk);
+          if (slow->dropped_messages() > 0 && co_await slow->send(bytes_of(chunk)) == websockets::error::message_dropped)
+            ++dropped;
+        }
+        CHECK(dropped == 3);
+        CHECK(slow->dropped_messages() >= 4); // the broadcast that overflowed first, and the sends
+        CHECK((co_await next(errors)).error == websockets::error::message_dropped);
+        CHECK(slow->is_open());
+        CHECK(slow->buffered_amount() <= 256 * 1024 + chunk.size() + 16);
+        co_await f.srv.stop();
+      },
+      std::chrono::seconds{60});
+}
+
+TEST_CASE("a message read just before the peer's close is answered before our close") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex};
+    auto conns = f.srv.connections();
+    raw_peer raw{ex};
+    co_await raw.connect(f.srv.local_endpoint().port());
+    (void)co_await raw.upgrade();
+    auto peer = co_await next(conns);
+    auto messages = peer->messages();
+    asio::co_spawn(
+        ex,
+        [peer, messages = std::move(messages)]() mutable -> asio::awaitable<void> {
+          while (auto m = co_await messages.next()) (void)co_await peer->send(m->text());
+        },
+        asio::detached);
+    // Both in one write: the close is read at once after the message (Autobahn 7.1.1).
+    const std::string close_payload{"\x03\xe8", 2};
+    co_await raw.write(raw_peer::frame_bytes(opcode::text, "Hello World!") +
+                       raw_peer::frame_bytes(opcode::close, close_payload));
+    auto echo = co_await raw.read_frame();
+    REQUIRE(echo);
+    CHECK(echo->opcode == opcode::text);
+    CHECK(echo->payload == "Hello World!");
+    auto close = co_await raw.read_frame();
+    REQUIRE(close);
+    CHECK(close->opcode == opcode::close);
+    CHECK(close_code_of(close->payload) == 1000);
+    CHECK(co_await raw.closed_by_peer());
+    co_await f.srv.stop();
+  });
 }

@@ -24,6 +24,8 @@ struct connect_options {
   std::uint64_t max_message_size = 16 << 20;
   /// Largest frame payload from the server; past it the socket closes with 1009.
   std::uint64_t max_frame_size = 16 << 20;
+  /// Most frames in one message from the server; past it the socket closes with 1009.
+  std::uint32_t max_fragments = 1 << 17;
   /// Time for resolving, connecting and the whole opening handshake.
   std::chrono::milliseconds handshake_timeout{10000};
   /// Time the server has to answer our close frame, and then to close TCP.
@@ -35,8 +37,10 @@ struct connect_options {
   std::size_t max_head_size = 8192;
   /// Events each generator buffers before the socket's reader waits.
   std::size_t event_queue = 64;
-  /// Bytes queued for sending before senders wait.
-  std::size_t send_queue_limit = 4 << 20;
+  /// Bytes queued for sending and not written yet, past which `overflow` decides.
+  std::size_t max_queued_bytes = 4 << 20;
+  /// What a send past `max_queued_bytes` meets; a client waits by default.
+  overflow_policy overflow = overflow_policy::wait;
   /// A single-frame message of at least this many bytes is streamed like a fragmented
   /// one when anyone reads the socket's streams.
   std::uint64_t stream_threshold = 64 * 1024;

@@ -63,6 +63,8 @@ enum class error {
   close_timeout,            ///< The peer did not answer our close in time (timed_out).
   connection_dropped,       ///< TCP ended without a closing handshake (connection_aborted).
   not_open,                 ///< The socket is closed or closing: nothing more is sent (not_connected).
+  send_queue_full,          ///< A slow peer's queue passed max_queued_bytes: closed with 1008 (no_buffer_space).
+  message_dropped,          ///< A message was dropped for a slow peer, as its policy says (no_buffer_space).
 };
 
 /// The category of every `websockets::error`; its name is "websockets". The connection

@@ -262,6 +262,13 @@ public:
     if (stale && subs == subs_) prune();
   }
 
+  /// Makes `point` wait until every generator has taken what was delivered to it so far.
+  void hand_off_all(const std::shared_ptr<handoff>& point) {
+    if (!subs_) return;
+    for (auto& s : *subs_)
+      if (s->active()) s->hand_off(point);
+  }
+
   /// Ends every generator of this kind; later subscribers end at once.
   void end() noexcept {
     ended_ = true;

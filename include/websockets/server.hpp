@@ -51,6 +51,9 @@ struct server_options {
   std::uint64_t max_message_size = 16 << 20;
   /// Largest frame payload; past it the socket is closed with 1009.
   std::uint64_t max_frame_size = 16 << 20;
+  /// Most frames in one message; past it the socket is closed with 1009. Each frame
+  /// costs a head's parsing and, for a streamed message, one event.
+  std::uint32_t max_fragments = 1 << 17;
   /// Time a client has to send its whole upgrade request.
   std::chrono::milliseconds handshake_timeout{10000};
   /// Time the peer has to answer our close frame before TCP is closed anyway.
@@ -59,9 +62,11 @@ struct server_options {
   std::size_t max_head_size = 8192;
   /// Events each generator buffers before the connections producing them wait.
   std::size_t event_queue = 64;
-  /// Bytes queued for one socket before senders to it wait (a slow peer makes its
-  /// own senders wait; broadcasts first serve every peer that has room).
-  std::size_t send_queue_limit = 4 << 20;
+  /// Bytes queued for one socket and not written yet, past which `overflow` decides.
+  std::size_t max_queued_bytes = 4 << 20;
+  /// What a message to a socket past `max_queued_bytes` meets: by default the slow
+  /// socket is closed with 1008, so it never slows the others nor grows memory.
+  overflow_policy overflow = overflow_policy::close;
   /// A single-frame message of at least this many bytes is streamed, as a fragmented
   /// one is: its bytes go to `streams()` and pipes as they arrive, not reassembled, when
   /// anyone reads streams. Smaller ones always arrive whole as `message`.

@@ -22,6 +22,21 @@
 
 namespace websockets {
 
+/// What happens to a message for a socket whose queue of unsent bytes is past its
+/// `max_queued_bytes`: a peer that reads slower than it is sent to.
+enum class overflow_policy : std::uint8_t {
+  /// Close the socket with 1008 (what is queued and not being written is dropped):
+  /// error event `error::send_queue_full`. A slow peer costs at most its limit.
+  close,
+  /// Drop the message for that socket only, counted in `dropped_messages()` and
+  /// reported as error event `error::message_dropped`. A stream's fragment cannot be
+  /// dropped alone: a stream that finds no room closes the socket as `close` does.
+  drop,
+  /// The sender waits until the queue has room: lossless backpressure, at the cost of
+  /// a slow peer slowing whoever sends to it.
+  wait,
+};
+
 namespace detail {
 class connection;
 struct socket_access;
@@ -48,7 +63,9 @@ public:
   [[nodiscard]] websockets::role role() const noexcept;
 
   /// Sends a text message (one frame). `text` must be UTF-8: the peer checks it.
-  /// Completes once the frame is queued and the queue is under its byte limit.
+  /// Completes once the frame is queued; with a queue past `max_queued_bytes`, as the
+  /// overflow policy says: `error::send_queue_full` (closed), `error::message_dropped`,
+  /// or after waiting for room.
   asio::awaitable<std::error_code> send(std::string_view text);
 
   /// Sends a binary message (one frame).
@@ -104,6 +121,9 @@ public:
 
   /// Bytes queued for sending and not written yet (the browser's `bufferedAmount`).
   [[nodiscard]] std::size_t buffered_amount() const noexcept;
+
+  /// Messages dropped for this socket by `overflow_policy::drop`.
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept;
 
 private:
   friend struct detail::socket_access;

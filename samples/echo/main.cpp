@@ -44,6 +44,7 @@ Echoes every WebSocket message back to its sender, with its opcode.
                              0 disables)
   --max-message-size BYTES   largest message; bigger ones close the connection with 1009
                              (default 16777216)
+  --max-fragments N          most frames in one message; more close with 1009 (default 131072)
   --handshake-timeout MS     time a client has to send its upgrade request (default 10000)
   --deflate                  accept permessage-deflate (RFC 7692) compression offers
   --broadcast                send every message to every connected client, the sender
@@ -119,6 +120,8 @@ arguments parse(int argc, char** argv) {
     } else if (arg == "--max-message-size") {
       o.max_message_size = number(arg, take(), 1, std::uint64_t{1} << 40);
       o.max_frame_size = std::min(o.max_frame_size, o.max_message_size);
+    } else if (arg == "--max-fragments") {
+      o.max_fragments = static_cast<std::uint32_t>(number(arg, take(), 1, 1U << 31));
     } else if (arg == "--handshake-timeout") {
       o.handshake_timeout = std::chrono::milliseconds{number(arg, take(), 1, max_ms)};
     } else {
