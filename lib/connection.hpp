@@ -1,6 +1,9 @@
 // Private: one connection's machinery behind websockets::socket. The reader coroutine
-// parses frames and publishes events; one writer coroutine drains the send queues with
-// gather writes; the teardown runs once, reports the close event, and leaves the server.
+// waits for readability without a buffer, then parses what it reads into a buffer
+// borrowed from a pool and publishes events (without suspending when consumers have
+// room); the send queues go out in one gather write per turn of the event loop,
+// started by a posted handler; the teardown runs once, reports the close event, and
+// leaves the server.
 #pragma once
 
 #include <websockets/deflate.hpp>
@@ -20,7 +23,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -61,6 +63,62 @@ private:
   deflater deflater_;
   std::vector<std::byte> out_;
 };
+
+/// Read buffers lent to the connections of one server (or to one client) while they
+/// read and parse: a connection waits for readability without a buffer, so an idle
+/// connection holds none. The parser keeps its own state between reads (a frame split
+/// across reads needs none of the earlier bytes), so a buffer goes back once what was
+/// read has been parsed. Used on one executor (one thread, or a strand), without locks.
+class read_buffer_pool {
+public:
+  explicit read_buffer_pool(std::size_t size) : size_(size) {}
+  read_buffer_pool(const read_buffer_pool&) = delete;
+  read_buffer_pool& operator=(const read_buffer_pool&) = delete;
+
+  /// A buffer borrowed from the pool, given back when destroyed.
+  class lease {
+  public:
+    lease(read_buffer_pool& pool, std::unique_ptr<std::byte[]> bytes) noexcept
+        : pool_(&pool), bytes_(std::move(bytes)) {}
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease() {
+      if (bytes_) pool_->give_back(std::move(bytes_));
+    }
+    [[nodiscard]] std::span<std::byte> span() const noexcept { return {bytes_.get(), pool_->size_}; }
+
+  private:
+    read_buffer_pool* pool_;
+    std::unique_ptr<std::byte[]> bytes_;
+  };
+
+  [[nodiscard]] lease borrow() {
+    if (free_.empty()) return {*this, std::make_unique_for_overwrite<std::byte[]>(size_)};
+    auto bytes = std::move(free_.back());
+    free_.pop_back();
+    return {*this, std::move(bytes)};
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+private:
+  /// Buffers kept for reuse; past that many, returned buffers are freed.
+  static constexpr std::size_t max_free = 16;
+  void give_back(std::unique_ptr<std::byte[]> bytes) noexcept {
+    if (free_.size() < max_free) {
+      try {
+        free_.push_back(std::move(bytes));
+      } catch (...) { // out of memory: the buffer is freed instead
+      }
+    }
+  }
+
+  std::size_t size_;
+  std::vector<std::unique_ptr<std::byte[]>> free_;
+};
+
+/// Appends a whole unmasked-or-masked (per `role`) uncompressed frame to `out`.
+void encode_frame_into(std::vector<std::byte>& out, websockets::role role, opcode op, bool fin,
+                       std::span<const std::byte> payload);
 
 /// How many frames `encode_frame` has encoded in this process: lets tests check that a
 /// broadcast encodes once.
@@ -185,7 +243,10 @@ public:
 private:
   asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
   asio::awaitable<void> process(std::span<std::byte> input);
-  asio::awaitable<void> on_begin(opcode op, bool streamed, bool compressed);
+  /// A data message begins: what to do with it (assemble it, stream it).
+  void begin_message(opcode op, bool streamed, bool compressed);
+  /// A streamed message begins: stream_start, and a pipe's relay.
+  asio::awaitable<void> on_begin(opcode op);
   asio::awaitable<void> on_data(std::span<const std::byte> bytes);
   asio::awaitable<void> on_payload(std::span<const std::byte> bytes);
   asio::awaitable<void> on_end();
@@ -199,8 +260,13 @@ private:
   /// Before answering a close: waits until the consumers have taken what was read before it.
   asio::awaitable<void> let_consumers_answer();
   void on_close(std::uint16_t code, std::string_view reason);
-  asio::awaitable<void> writer_loop(std::shared_ptr<socket> self);
-  asio::awaitable<void> idle_loop(std::shared_ptr<socket> self);
+  /// Starts a gather write of everything queued, soon (after the current handler), so
+  /// that the sends of one turn of the event loop go out in one write.
+  void schedule_write();
+  void start_write();
+  void on_written(std::error_code ec);
+  void arm_idle();
+  void on_idle();
   asio::awaitable<void> teardown(std::shared_ptr<socket> self);
   asio::awaitable<void> wait_closed();
   /// What a sender gets when its turn comes.
@@ -221,11 +287,27 @@ private:
   asio::awaitable<void> fan_out(E value, std::type_identity_t<hub<E>>* own,
                                 std::type_identity_t<hub<E>>* server_kind, bool to_events,
                                 std::shared_ptr<handoff> point = nullptr);
+  /// Where an event goes: to this socket's and the server's `events()` (with
+  /// `to_events`), and which of the four hubs anyone reads.
+  struct recipients {
+    hub<event>* own_events;
+    hub<event>* server_events;
+    bool own_wanted, server_kind_wanted, own_events_wanted, server_events_wanted;
+  };
+  template <class E>
+  [[nodiscard]] recipients recipients_of(hub<E>* own, hub<E>* server_kind, bool to_events) noexcept;
+  /// `fan_out` without suspending, when every recipient has room; false (and `value`
+  /// untouched) otherwise.
+  template <class E>
+  bool try_fan_out(E& value, std::type_identity_t<hub<E>>* own, std::type_identity_t<hub<E>>* server_kind,
+                   bool to_events);
   [[nodiscard]] bool wants_message(bool streamed) const noexcept;
   [[nodiscard]] bool wants_stream() const noexcept;
 
   void queue_close(close_code code, std::string_view reason);
   void push_data(shared_bytes frame);
+  /// Queues a whole uncompressed message of this socket's own, encoded into `own_out_`.
+  void push_own_message(opcode op, std::span<const std::byte> payload);
   void arm_close_deadline();
   void release_handoff() noexcept;
   /// Using the socket (send, ping, close) lets the open handoff go, not a stream_start
@@ -248,8 +330,8 @@ private:
   frame_writer writer_;
 
   // Reading.
-  std::vector<std::byte> read_buf_;
-  std::size_t initial_size_ = 0;
+  std::shared_ptr<read_buffer_pool> read_pool_; // the server's, or this client's own
+  std::vector<std::byte> initial_; // bytes read with the handshake, until parsed
   std::string payload_;        // the message being reassembled
   opcode message_op_ = opcode::text;
   bool streamed_ = false; // the message goes out as stream events while it arrives
@@ -276,18 +358,32 @@ private:
 
   // Writing.
   std::vector<control_frame> control_q_;
-  std::vector<shared_bytes> data_q_;
+  std::vector<shared_bytes> data_q_; // null data: the next `size` bytes of own_out_
+  std::vector<std::byte> own_out_;   // frames encoded for this socket alone (its sends)
   std::size_t queued_bytes_ = 0;
   const void* stream_owner_ = nullptr;
-  std::deque<const int*> waiters_; // senders waiting, in order; each the address of its place
+  std::vector<const int*> waiters_; // senders waiting, in order; each the address of its place
   std::uint64_t dropped_ = 0;      // messages dropped by overflow_policy::drop
   bool overflowed_ = false;        // closed by overflow_policy::close
-  bool writing_ = false;
-  bool writer_stop_ = false;
-  bool writer_done_ = false;
+  bool writing_ = false;       // a gather write is in flight
+  bool write_scheduled_ = false; // start_write is posted
   std::error_code write_error_;
-  notifier writer_wake_;
-  notifier changed_; // queue drained, stream released, socket closing: senders re-check
+  // The frames of the write in flight (swapped with the queues, so their storage is reused).
+  std::vector<control_frame> writing_control_;
+  std::vector<shared_bytes> writing_data_;
+  std::vector<std::byte> writing_own_;
+  std::vector<asio::const_buffer> write_buffers_;
+  std::size_t writing_bytes_ = 0;
+  // Queue drained, stream released, socket closing: senders re-check. Made when first
+  // waited on: most connections never wait.
+  std::unique_ptr<notifier> changed_;
+  notifier& changed() {
+    if (!changed_) changed_ = std::make_unique<notifier>(ex_);
+    return *changed_;
+  }
+  void notify_changed() noexcept {
+    if (changed_) changed_->notify_all();
+  }
 
   // Closing.
   bool close_sent_ = false;
@@ -295,15 +391,17 @@ private:
   std::uint16_t received_code_ = 0;
   std::string received_reason_;
   bool idle_expired_ = false;
+  bool idle_pinged_ = false;  // the watchdog pinged after a quiet period
+  std::uint64_t idle_seen_ = 0; // reads_ when the watchdog last looked
   bool close_expired_ = false;
   bool close_deadline_armed_ = false;
   bool tearing_down_ = false;
   bool give_up_ = false;  // do not wait for the peer any more: close TCP
   bool finished_ = false; // TCP closed
   bool reported_ = false; // close event out
-  asio::steady_timer close_timer_;
+  std::unique_ptr<asio::steady_timer> close_timer_; // made when a close begins
   asio::steady_timer idle_timer_;
-  notifier closed_;
+  std::unique_ptr<notifier> closed_; // made when close() waits
 
   // This socket's generators.
   hub<message> messages_;

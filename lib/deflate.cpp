@@ -225,6 +225,14 @@ void deflater::compress(std::span<const std::byte> in, bool fin, std::vector<std
         std::memcmp(out.data() + out.size() - empty_block_tail.size(), empty_block_tail.data(),
                     empty_block_tail.size()) == 0)
       out.resize(out.size() - empty_block_tail.size());
+    else if (produced == 0)
+      // zlib declines a flush right after another with no input in between (an empty
+      // message after one that kept the context, or an empty last piece), so there is
+      // no empty block to end on. RFC 7692 section 7.2.1 says to append one and drop
+      // its last 4 bytes: at a byte boundary (where the last flush left the stream)
+      // that leaves its header byte, 0x00. Without it the receiver's appended
+      // 00 00 FF FF would start a stored block, not finish one.
+      out.push_back(std::byte{0});
     if (state_->no_context_takeover) deflateReset(&z);
   }
 }

@@ -141,15 +141,16 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
     : ex_(std::move(ex)),
       options_(std::move(options)),
       config_(config_from(role::server, options_)),
+      read_pool_(std::make_shared<read_buffer_pool>(std::max<std::size_t>(config_.read_buffer, 512))),
       changed_(ex_),
       stream_free_(ex_),
-      connections_(ex_, options_.event_queue),
-      messages_(ex_, options_.event_queue),
-      pongs_(ex_, options_.event_queue),
-      closes_(ex_, options_.event_queue),
-      errors_(ex_, options_.event_queue),
-      streams_(ex_, options_.event_queue),
-      events_(ex_, options_.event_queue) {
+      connections_(options_.event_queue),
+      messages_(options_.event_queue),
+      pongs_(options_.event_queue),
+      closes_(options_.event_queue),
+      errors_(options_.event_queue),
+      streams_(options_.event_queue),
+      events_(options_.event_queue) {
   auto url = parse_url(options_.url);
   host_ = std::move(url.host);
   port_ = std::move(url.port);
@@ -627,13 +628,13 @@ void server::on_http(http_handler handler) { core_->http_ = std::move(handler); 
 
 void server::on_upgrade(accept_hook hook) { core_->accept_ = std::move(hook); }
 
-generator<std::shared_ptr<socket>> server::connections() { return core_->connections_.subscribe(); }
-generator<message> server::messages() { return core_->messages_.subscribe(); }
-generator<pong_event> server::pongs() { return core_->pongs_.subscribe(); }
-generator<close_event> server::closes() { return core_->closes_.subscribe(); }
-generator<error_event> server::errors() { return core_->errors_.subscribe(); }
-generator<stream_event> server::streams() { return core_->streams_.subscribe(); }
-generator<event> server::events() { return core_->events_.subscribe(); }
+generator<std::shared_ptr<socket>> server::connections() { return core_->connections_.subscribe(core_->ex_); }
+generator<message> server::messages() { return core_->messages_.subscribe(core_->ex_); }
+generator<pong_event> server::pongs() { return core_->pongs_.subscribe(core_->ex_); }
+generator<close_event> server::closes() { return core_->closes_.subscribe(core_->ex_); }
+generator<error_event> server::errors() { return core_->errors_.subscribe(core_->ex_); }
+generator<stream_event> server::streams() { return core_->streams_.subscribe(core_->ex_); }
+generator<event> server::events() { return core_->events_.subscribe(core_->ex_); }
 
 asio::awaitable<void> server::broadcast(frame_head head, std::span<const std::byte> payload,
                                         const socket* except) {

@@ -70,6 +70,7 @@ public:
   asio::any_io_executor ex_;
   server_options options_;
   connection_config config_;
+  std::shared_ptr<read_buffer_pool> read_pool_; // lent to connections while they read
   std::string host_;
   std::string port_;
   std::string path_;

@@ -5,12 +5,16 @@
 
 #include <websockets/utf8.hpp>
 
+#include <asio/bind_allocator.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <utility>
@@ -37,6 +41,63 @@ event to_event(stream_event&& e) {
   return std::visit([](auto&& alternative) { return event{std::move(alternative)}; }, std::move(e));
 }
 
+// Memory for the handlers of a connection's own operations (its writes and the posts
+// that start them), cached per thread by size: Asio's own cache keeps two blocks per
+// thread, which the operations of many connections evict all the time, so that every
+// write would otherwise allocate.
+constexpr std::size_t handler_chunk = 64;
+constexpr std::size_t handler_classes = 16; // blocks of up to 1 KiB are cached
+constexpr std::size_t handler_cached = 64;  // per size
+
+thread_local bool handler_cache_gone = false; // trivially destructible: valid to the end
+
+struct handler_cache {
+  std::array<std::vector<void*>, handler_classes + 1> free;
+  ~handler_cache() {
+    handler_cache_gone = true;
+    for (auto& blocks : free)
+      for (void* p : blocks) ::operator delete(p);
+  }
+};
+thread_local handler_cache handler_blocks;
+
+template <class T>
+struct handler_allocator {
+  using value_type = T;
+  handler_allocator() noexcept = default;
+  template <class U>
+  handler_allocator(const handler_allocator<U>&) noexcept {}
+
+  T* allocate(std::size_t n) {
+    const std::size_t chunks = (n * sizeof(T) + handler_chunk - 1) / handler_chunk;
+    if (chunks <= handler_classes && !handler_cache_gone) {
+      auto& blocks = handler_blocks.free[chunks];
+      if (!blocks.empty()) {
+        void* p = blocks.back();
+        blocks.pop_back();
+        return static_cast<T*>(p);
+      }
+    }
+    return static_cast<T*>(::operator new(chunks * handler_chunk));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    const std::size_t chunks = (n * sizeof(T) + handler_chunk - 1) / handler_chunk;
+    if (chunks <= handler_classes && !handler_cache_gone) {
+      auto& blocks = handler_blocks.free[chunks];
+      if (blocks.size() < handler_cached) {
+        try {
+          blocks.push_back(p);
+          return;
+        } catch (...) { // out of memory: freed instead
+        }
+      }
+    }
+    ::operator delete(p);
+  }
+  template <class U>
+  bool operator==(const handler_allocator<U>&) const noexcept { return true; }
+};
+
 shared_bytes copy_bytes(std::span<const std::byte> bytes) {
   auto buffer = std::make_shared_for_overwrite<std::byte[]>(bytes.size());
   std::memcpy(buffer.get(), bytes.data(), bytes.size());
@@ -55,6 +116,17 @@ shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
   if (!payload.empty()) head.mask_copy(payload, std::span{buffer.get() + head.size(), payload.size()});
   frames_encoded.fetch_add(1, std::memory_order_relaxed);
   return {std::move(buffer), size};
+}
+
+void encode_frame_into(std::vector<std::byte>& out, websockets::role role, opcode op, bool fin,
+                       std::span<const std::byte> payload) {
+  const frame_writer writer{role};
+  const encoded_head head = writer.head(op, payload.size(), fin, false);
+  const std::size_t start = out.size();
+  out.resize(start + head.size() + payload.size());
+  std::memcpy(out.data() + start, head.bytes().data(), head.size());
+  if (!payload.empty()) head.mask_copy(payload, std::span{out.data() + start + head.size(), payload.size()});
+  frames_encoded.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory_order_relaxed); }
@@ -81,15 +153,12 @@ connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_conf
                              .limits = config.limits,
                              .allow_compression = config.compression.has_value()}),
       writer_(config.role),
-      read_buf_(std::max<std::size_t>(config.read_buffer, 512)),
-      writer_wake_(ex_),
-      changed_(ex_),
-      close_timer_(ex_),
+      read_pool_(server_ ? server_->read_pool_
+                         : std::make_shared<read_buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
       idle_timer_(ex_),
-      closed_(ex_),
-      messages_(ex_, config.event_queue),
-      streams_(ex_, config.event_queue),
-      events_(ex_, config.event_queue) {
+      messages_(config.event_queue),
+      streams_(config.event_queue),
+      events_(config.event_queue) {
   if (const auto& agreed = config.compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
@@ -106,12 +175,12 @@ connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_conf
 connection::~connection() = default;
 
 void connection::start(std::span<const std::byte> initial, std::shared_ptr<handoff> open) {
-  if (initial.size() > read_buf_.size()) read_buf_.resize(initial.size());
-  std::copy(initial.begin(), initial.end(), read_buf_.begin());
-  initial_size_ = initial.size();
+  initial_.assign(initial.begin(), initial.end());
+  // Reads wait for readability, then take what is there without blocking.
+  std::error_code ignored;
+  tcp_.non_blocking(true, ignored);
   auto me = self();
-  asio::co_spawn(ex_, writer_loop(me), asio::detached);
-  if (config_.timeout.count() > 0) asio::co_spawn(ex_, idle_loop(me), asio::detached);
+  if (config_.timeout.count() > 0) arm_idle();
   // The reader runs under a cancellation slot, so that giving up on a peer also stops
   // a reader that waits on a consumer; the teardown runs outside it, uncancelled.
   asio::co_spawn(ex_, read_loop(me, std::move(open)),
@@ -136,21 +205,37 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
     while (open->pending() && !stop_reading_) co_await open->wait();
     open_handoff_.reset();
   }
-  if (initial_size_ != 0 && !stop_reading_) {
-    const std::size_t size = std::exchange(initial_size_, 0);
-    co_await process({read_buf_.data(), size});
+  if (!initial_.empty() && !stop_reading_) {
+    co_await process(initial_);
+    std::vector<std::byte>{}.swap(initial_);
   }
   while (!stop_reading_) {
+    // Waiting on the peer holds no buffer: an idle connection costs none.
     reading_ = true;
-    auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(read_buf_), nothrow);
+    auto [ec] = co_await tcp_.async_wait(asio::ip::tcp::socket::wait_read, nothrow);
     reading_ = false;
     if (stop_reading_) break;
     if (ec) {
       read_error_ = ec;
       break;
     }
-    ++reads_;
-    co_await process({read_buf_.data(), size});
+    // What is there is read into a borrowed buffer and parsed (the parser keeps a
+    // split frame's state, not its bytes), then the buffer goes back.
+    const auto buffer = read_pool_->borrow();
+    const auto space = buffer.span();
+    for (;;) {
+      const std::size_t size = tcp_.read_some(asio::buffer(space.data(), space.size()), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) {
+        read_error_ = ec;
+        stop_reading_ = true;
+        break;
+      }
+      ++reads_;
+      co_await process(space.first(size));
+      // A short read has most likely drained the socket: wait for more.
+      if (stop_reading_ || size < space.size()) break;
+    }
   }
   (void)self;
 }
@@ -160,13 +245,31 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
     auto [ev, used] = parser_.parse(input);
     input = input.subspan(used);
     if (std::holds_alternative<parse::need_more>(ev)) co_return;
+    // Whole, uncompressed messages take no coroutine of their own: their events are
+    // handled here, and the message goes to consumers with room without suspending.
     if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
-      co_await on_begin(begin->opcode, begin->fragmented || begin->frame_size >= config_.stream_threshold,
-                       begin->compressed);
+      const bool streamed = begin->fragmented || begin->frame_size >= config_.stream_threshold;
+      begin_message(begin->opcode, streamed, begin->compressed);
+      if (assembling_ && !streamed)
+        payload_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(begin->frame_size, 64 * 1024)));
+      if (streamed) co_await on_begin(begin->opcode);
     } else if (const auto* data = std::get_if<parse::data>(&ev)) {
-      co_await on_data(data->bytes);
+      if (!compressed_ && !streamed_) {
+        if (assembling_) payload_.append(reinterpret_cast<const char*>(data->bytes.data()), data->bytes.size());
+      } else {
+        co_await on_data(data->bytes);
+      }
     } else if (std::holds_alternative<parse::message_end>(ev)) {
-      co_await on_end();
+      if (!compressed_ && !streamed_) {
+        if (assembling_) {
+          assembling_ = false;
+          message whole{self(), message_op_, std::move(payload_)};
+          if (!try_fan_out(whole, &messages_, server_ ? &server_->messages_ : nullptr, true))
+            co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, true);
+        }
+      } else {
+        co_await on_end();
+      }
     } else if (const auto* control = std::get_if<parse::control>(&ev)) {
       if (control->opcode == opcode::ping) {
         co_await on_ping(control->payload);
@@ -200,14 +303,16 @@ bool connection::wants_stream() const noexcept {
          (server_ && (server_->streams_.wanted() || server_->events_.wanted()));
 }
 
-asio::awaitable<void> connection::on_begin(opcode op, bool streamed, bool compressed) {
+void connection::begin_message(opcode op, bool streamed, bool compressed) {
   message_op_ = op;
   streamed_ = streamed;
   compressed_ = compressed;
   inflated_text_.reset();
   payload_.clear();
   assembling_ = wants_message(streamed);
-  if (!streamed) co_return;
+}
+
+asio::awaitable<void> connection::on_begin(opcode op) {
   if (wants_stream()) {
     // Hold the stream until every consumer of stream_start has had its chance to
     // attach a pipe, which needs the stream from its first byte.
@@ -300,7 +405,7 @@ asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {
   enqueue_control(writer_.control(opcode::pong, payload));
   // A peer that pings without reading our pongs fills our queue: stop reading it.
   while (queued_bytes_ > config_.max_queued_bytes && !stop_reading_ && !write_error_)
-    co_await changed_.wait();
+    co_await changed().wait();
 }
 
 asio::awaitable<void> connection::let_consumers_answer() {
@@ -340,19 +445,50 @@ void connection::on_close(std::uint16_t code, std::string_view reason) {
                                                                            : static_cast<close_code>(code),
                 {});
   arm_close_deadline();
-  changed_.notify_all();
+  notify_changed();
+}
+
+template <class E>
+connection::recipients connection::recipients_of(hub<E>* own, hub<E>* server_kind, bool to_events) noexcept {
+  hub<event>* own_events = to_events ? &events_ : nullptr;
+  hub<event>* server_events = to_events && server_ ? &server_->events_ : nullptr;
+  return {own_events,
+          server_events,
+          own && own->wanted(),
+          server_kind && server_kind->wanted(),
+          own_events && own_events->wanted(),
+          server_events && server_events->wanted()};
+}
+
+template <class E>
+bool connection::try_fan_out(E& value, std::type_identity_t<hub<E>>* own,
+                             std::type_identity_t<hub<E>>* server_kind, bool to_events) {
+  const recipients to = recipients_of<E>(own, server_kind, to_events);
+  hub<event>* own_events = to.own_events;
+  hub<event>* server_events = to.server_events;
+  const bool w0 = to.own_wanted, w1 = to.server_kind_wanted, w2 = to.own_events_wanted, w3 = to.server_events_wanted;
+  if ((w0 && !own->ready()) || (w1 && !server_kind->ready()) || (w2 && !own_events->ready()) ||
+      (w3 && !server_events->ready()))
+    return false;
+  // As fan_out, without suspending: the last recipient gets the value itself.
+  if (w0) own->publish_now(w1 || w2 || w3 ? E{value} : std::move(value));
+  if (w1) server_kind->publish_now(w2 || w3 ? E{value} : std::move(value));
+  if (w2 || w3) {
+    event ev = to_event(std::move(value));
+    if (w2) own_events->publish_now(w3 ? event{ev} : std::move(ev));
+    if (w3) server_events->publish_now(std::move(ev));
+  }
+  return true;
 }
 
 template <class E>
 asio::awaitable<void> connection::fan_out(E value, std::type_identity_t<hub<E>>* own,
                                 std::type_identity_t<hub<E>>* server_kind, bool to_events,
                                           std::shared_ptr<handoff> point) {
-  hub<event>* own_events = to_events ? &events_ : nullptr;
-  hub<event>* server_events = to_events && server_ ? &server_->events_ : nullptr;
-  const bool w0 = own && own->wanted();
-  const bool w1 = server_kind && server_kind->wanted();
-  const bool w2 = own_events && own_events->wanted();
-  const bool w3 = server_events && server_events->wanted();
+  const recipients to = recipients_of<E>(own, server_kind, to_events);
+  hub<event>* own_events = to.own_events;
+  hub<event>* server_events = to.server_events;
+  const bool w0 = to.own_wanted, w1 = to.server_kind_wanted, w2 = to.own_events_wanted, w3 = to.server_events_wanted;
   // The last recipient gets the value itself; the others get copies. (Copies are
   // named: g++ 12 miscompiles aggregate temporaries inside a co_await expression.)
   if (w0) {
@@ -378,14 +514,28 @@ asio::awaitable<void> connection::fan_out(E value, std::type_identity_t<hub<E>>*
 void connection::push_data(shared_bytes frame) {
   queued_bytes_ += frame.size;
   data_q_.push_back(std::move(frame));
-  writer_wake_.notify_all();
+  schedule_write();
+}
+
+void connection::push_own_message(opcode op, std::span<const std::byte> payload) {
+  const std::size_t before = own_out_.size();
+  encode_frame_into(own_out_, config_.role, op, true, payload);
+  const std::size_t size = own_out_.size() - before;
+  queued_bytes_ += size;
+  // Consecutive frames of this socket's own go out as one piece of the gather write.
+  if (!data_q_.empty() && !data_q_.back().data) {
+    data_q_.back().size += size;
+  } else {
+    data_q_.push_back({nullptr, size});
+  }
+  schedule_write();
 }
 
 void connection::enqueue_control(const control_frame& frame) {
   if (close_sent_ || finished_ || write_error_) return;
   queued_bytes_ += frame.size();
   control_q_.push_back(frame);
-  writer_wake_.notify_all();
+  schedule_write();
 }
 
 void connection::enqueue_now(const shared_bytes& frame) {
@@ -420,6 +570,7 @@ void connection::close_overflowing() {
   overflowed_ = true;
   for (const auto& frame : data_q_) queued_bytes_ -= frame.size;
   data_q_.clear();
+  own_out_.clear();
   queue_close(close_code::policy_violation, "send queue full");
   arm_close_deadline();
 }
@@ -458,7 +609,7 @@ asio::awaitable<connection::turn> connection::wait_turn(const void* stream) {
       if (!queued) return;
       auto it = std::find(c.waiters_.begin(), c.waiters_.end(), place);
       if (it != c.waiters_.end()) c.waiters_.erase(it);
-      c.changed_.notify_all();
+      c.notify_changed();
     }
   } guard{*this, &place, !stream_frame};
   if (!stream_frame) waiters_.push_back(&place);
@@ -468,7 +619,7 @@ asio::awaitable<connection::turn> connection::wait_turn(const void* stream) {
       if (has_room()) co_return turn::go;
       if (config_.overflow != overflow_policy::wait) co_return overflow(stream);
     }
-    co_await changed_.wait();
+    co_await changed().wait();
   }
 }
 
@@ -481,51 +632,79 @@ asio::awaitable<bool> connection::enqueue(shared_bytes frame, const void* stream
 void connection::release_stream(const void* stream) noexcept {
   if (stream_owner_ != stream) return;
   stream_owner_ = nullptr;
-  changed_.notify_all();
+  notify_changed();
 }
 
-asio::awaitable<void> connection::writer_loop(std::shared_ptr<socket> self) {
-  std::vector<control_frame> control;
-  std::vector<shared_bytes> data;
-  std::vector<asio::const_buffer> buffers;
-  for (;;) {
-    while (control_q_.empty() && data_q_.empty() && !writer_stop_) co_await writer_wake_.wait();
-    if (control_q_.empty() && data_q_.empty()) break;
-    // Everything queued goes in one gather write: pings and pongs first (they may
-    // pass data frames, never split one), then data frames and the close frame in order.
-    control.swap(control_q_);
-    data.swap(data_q_);
-    buffers.clear();
-    std::size_t bytes = 0;
-    for (const auto& frame : control) {
-      buffers.emplace_back(frame.bytes().data(), frame.size());
-      bytes += frame.size();
-    }
-    for (const auto& frame : data) {
-      buffers.emplace_back(frame.data.get(), frame.size);
-      bytes += frame.size;
-    }
-    writing_ = true;
-    auto [ec, written] = co_await asio::async_write(tcp_, buffers, nothrow);
-    writing_ = false;
-    (void)written;
-    queued_bytes_ -= bytes;
-    control.clear();
-    data.clear();
-    if (ec) {
-      write_error_ = ec;
-      queued_bytes_ = 0;
-      control_q_.clear();
-      data_q_.clear();
-      give_up_ = true;
-      stop_read();
-    }
-    changed_.notify_all();
-    if (ec) break;
+void connection::schedule_write() {
+  if (writing_ || write_scheduled_ || finished_ || write_error_) return;
+  write_scheduled_ = true;
+  auto flush = asio::bind_allocator(handler_allocator<void>{}, [this, me = self()] {
+    write_scheduled_ = false;
+    start_write();
+  });
+  // Through the io_context's own executor when that is ours: posting through the
+  // type-erased one would allocate past the handler's allocator.
+  if (const auto* io = ex_.target<asio::io_context::executor_type>()) {
+    asio::post(*io, std::move(flush));
+  } else {
+    asio::post(ex_, std::move(flush));
   }
-  writer_done_ = true;
-  changed_.notify_all();
-  (void)self;
+}
+
+void connection::start_write() {
+  if (writing_ || finished_ || write_error_ || (control_q_.empty() && data_q_.empty())) return;
+  // Everything queued goes in one gather write: pings and pongs first (they may pass
+  // data frames, never split one), then data frames and the close frame in order.
+  writing_control_.swap(control_q_);
+  writing_data_.swap(data_q_);
+  writing_own_.swap(own_out_);
+  write_buffers_.clear();
+  std::size_t own = 0; // the next of this socket's own bytes
+  std::size_t bytes = 0;
+  for (const auto& frame : writing_control_) {
+    write_buffers_.emplace_back(frame.bytes().data(), frame.size());
+    bytes += frame.size();
+  }
+  for (const auto& frame : writing_data_) {
+    if (frame.data) {
+      write_buffers_.emplace_back(frame.data.get(), frame.size);
+    } else {
+      write_buffers_.emplace_back(writing_own_.data() + own, frame.size);
+      own += frame.size;
+    }
+    bytes += frame.size;
+  }
+  writing_bytes_ = bytes;
+  writing_ = true;
+  // A span: the write keeps no copy of the buffer list.
+  asio::async_write(tcp_, std::span<const asio::const_buffer>{write_buffers_},
+                    asio::bind_allocator(handler_allocator<void>{},
+                                         [this, me = self()](std::error_code ec, std::size_t) { on_written(ec); }));
+}
+
+void connection::on_written(std::error_code ec) {
+  writing_ = false;
+  queued_bytes_ -= writing_bytes_;
+  writing_bytes_ = 0;
+  writing_control_.clear();
+  writing_data_.clear();
+  writing_own_.clear();
+  // Small storage is kept for the next writes (no allocation per message); large
+  // storage goes, so that a connection with nothing in flight holds no big buffer.
+  if (writing_own_.capacity() > 1024) std::vector<std::byte>{}.swap(writing_own_);
+  if (ec) {
+    write_error_ = ec;
+    queued_bytes_ = 0;
+    control_q_.clear();
+    data_q_.clear();
+    own_out_.clear();
+    give_up_ = true;
+    stop_read();
+  } else {
+    // What was queued meanwhile goes out now, in one more write.
+    start_write();
+  }
+  notify_changed();
 }
 
 // ---- The API ----
@@ -534,14 +713,21 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
   release_open_handoff();
   if (op != opcode::text && op != opcode::binary)
     co_return std::make_error_code(std::errc::invalid_argument);
-  const auto keep = self();
-  switch (co_await wait_turn(nullptr)) {
-  case turn::go: break;
-  case turn::dropped: co_return make_error_code(websockets::error::message_dropped);
-  case turn::closed:
-    co_return overflowed_ ? make_error_code(websockets::error::send_queue_full) : not_connected();
+  // Usually nothing stands in the way: no waiting, and no coroutine for it.
+  if (!(is_open() && waiters_.empty() && !held_by_other_stream(nullptr) && has_room())) {
+    const auto keep = self();
+    switch (co_await wait_turn(nullptr)) {
+    case turn::go: break;
+    case turn::dropped: co_return make_error_code(websockets::error::message_dropped);
+    case turn::closed:
+      co_return overflowed_ ? make_error_code(websockets::error::send_queue_full) : not_connected();
+    }
   }
-  push_data(encode_message(op, payload));
+  if (compression_bits(payload.size()) == 0) {
+    push_own_message(op, payload); // encoded straight into this socket's output
+  } else {
+    push_data(encode_message(op, payload));
+  }
   co_return std::error_code{};
 }
 
@@ -588,17 +774,17 @@ void connection::begin_close(close_code code, std::string_view reason) {
 
 generator<message> connection::messages() {
   release_handoff();
-  return messages_.subscribe();
+  return messages_.subscribe(ex_);
 }
 
 generator<stream_event> connection::streams() {
   release_handoff();
-  return streams_.subscribe();
+  return streams_.subscribe(ex_);
 }
 
 generator<event> connection::events() {
   release_handoff();
-  return events_.subscribe();
+  return events_.subscribe(ex_);
 }
 
 std::shared_ptr<pipe_state> connection::attach_pipe(std::shared_ptr<server_core> to, bool include_sender) {
@@ -639,14 +825,14 @@ void connection::queue_close(close_code code, std::string_view reason) {
   close_sent_ = true;
   // Behind the data already queued: nothing the application sent before is lost.
   push_data(copy_bytes(writer_.close(code, reason).bytes()));
-  changed_.notify_all();
+  notify_changed();
 }
 
 void connection::arm_close_deadline() {
   if (close_deadline_armed_ || finished_) return;
   close_deadline_armed_ = true;
-  close_timer_.expires_after(config_.close_timeout);
-  close_timer_.async_wait([this, me = self()](std::error_code ec) {
+  close_timer_ = std::make_unique<asio::steady_timer>(ex_, config_.close_timeout);
+  close_timer_->async_wait([this, me = self()](std::error_code ec) {
     if (ec || finished_) return;
     close_expired_ = true;
     abort();
@@ -667,38 +853,38 @@ void connection::abort() {
     std::error_code ignored;
     tcp_.cancel(ignored);
   }
-  changed_.notify_all();
+  notify_changed();
 }
 
 asio::awaitable<void> connection::wait_closed() {
-  while (!reported_) co_await closed_.wait();
+  if (!closed_) closed_ = std::make_unique<notifier>(ex_);
+  while (!reported_) co_await closed_->wait();
 }
 
-asio::awaitable<void> connection::idle_loop(std::shared_ptr<socket> self) {
-  std::uint64_t seen = reads_;
-  bool pinged = false;
-  while (!tearing_down_ && !stop_reading_) {
-    idle_timer_.expires_after(config_.timeout);
-    (void)co_await idle_timer_.async_wait(nothrow);
-    if (tearing_down_ || stop_reading_) break;
-    // Traffic, or a reader held up by our own consumers, is not idleness.
-    if (reads_ != seen || !reading_) {
-      seen = reads_;
-      pinged = false;
-      continue;
-    }
-    if (!pinged) {
-      enqueue_control(writer_.control(opcode::ping, {}));
-      pinged = true;
-      continue;
-    }
+void connection::arm_idle() {
+  idle_timer_.expires_after(config_.timeout);
+  idle_timer_.async_wait([this, me = self()](std::error_code ec) {
+    if (!ec) on_idle();
+  });
+}
+
+void connection::on_idle() {
+  if (tearing_down_ || stop_reading_) return;
+  // Traffic, or a reader held up by our own consumers, is not idleness.
+  if (reads_ != idle_seen_ || !reading_) {
+    idle_seen_ = reads_;
+    idle_pinged_ = false;
+  } else if (!idle_pinged_) {
+    enqueue_control(writer_.control(opcode::ping, {}));
+    idle_pinged_ = true;
+  } else {
     idle_expired_ = true;
     queue_close(close_code::going_away, "idle timeout");
     arm_close_deadline();
     stop_read();
-    break;
+    return;
   }
-  (void)self;
+  arm_idle();
 }
 
 asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
@@ -728,29 +914,28 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
     relay_.reset();
   }
   finish_pipe();
-  changed_.notify_all(); // senders waiting for room: the socket is closing
+  notify_changed(); // senders waiting for room: the socket is closing
 
   // The close frame, and what was queued before it, goes out within the close timeout.
   arm_close_deadline();
   while (!give_up_ && !write_error_ && (writing_ || !control_q_.empty() || !data_q_.empty()))
-    co_await changed_.wait();
+    co_await changed().wait();
   // A client lets the server close TCP first (RFC 6455 section 7.1.1).
   if (config_.role == role::client && close_received_ && !give_up_ && !read_error_) {
+    std::array<std::byte, 256> sink{};
     for (;;) {
-      auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(read_buf_), nothrow);
+      auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(sink), nothrow);
       (void)size;
       if (ec) break;
     }
   }
-  writer_stop_ = true;
-  writer_wake_.notify_all();
   std::error_code ignored;
   tcp_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   tcp_.close(ignored);
   finished_ = true;
-  close_timer_.cancel();
+  if (close_timer_) close_timer_->cancel();
   idle_timer_.cancel();
-  changed_.notify_all();
+  notify_changed();
 
   const auto server = server_;
   if (server) server->remove(id_);
@@ -764,7 +949,7 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   messages_.end();
   streams_.end();
   events_.end();
-  closed_.notify_all();
+  if (closed_) closed_->notify_all();
   if (server) server->closed_reported();
   server_.reset(); // the server no longer needs this socket, nor it the server
 }

@@ -14,8 +14,6 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/basic_channel.hpp>
-#include <asio/experimental/channel_traits.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -43,8 +41,9 @@ class notifier {
 public:
   explicit notifier(const asio::any_io_executor& ex)
       : timer_(ex, asio::steady_timer::time_point::max()) {}
-  /// Suspends until the next `notify_all` (or until the wait is cancelled).
-  asio::awaitable<void> wait() { (void)co_await timer_.async_wait(nothrow); }
+  /// Suspends until the next `notify_all` (or until the wait is cancelled): `co_await
+  /// n.wait()`. (The timer's own awaitable, without a coroutine frame around it.)
+  auto wait() { return timer_.async_wait(nothrow); }
   /// Wakes every current waiter.
   void notify_all() noexcept { timer_.cancel(); }
 
@@ -129,28 +128,21 @@ protected:
   bool ended_ = false;          // the publisher has ended
 };
 
-/// One generator's channel and bookkeeping. The channel is used only through
-/// `try_send` and `try_receive`; waiting happens on notifiers. (Asio 1.22's channel
-/// leaves a buffered channel unbuffered after a waiting `async_receive` is cancelled,
-/// which a consumer with a timeout does all the time.)
+/// One generator's queue and bookkeeping: a ring of at most `capacity` events that
+/// grows as it fills (an idle subscription holds little, a busy one allocates nothing
+/// per event once grown); waiting happens on notifiers.
 template <class T>
 class subscription final : public subscription_base {
 public:
-  // basic_channel, not the `channel` alias: the alias asks whether the signature is an
-  // executor, which recurses under g++ 12 once asio/connect.hpp is included.
-  using channel_type = asio::experimental::basic_channel<
-      asio::any_io_executor, asio::experimental::channel_traits<>, void(std::error_code, T)>;
-
   subscription(const asio::any_io_executor& ex, std::size_t capacity)
-      : channel_(ex, std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
+      : capacity_(std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
 
   /// Puts `value` in the channel, waiting while it is full. Returns false when the
   /// consumer is gone: the event is dropped for it.
   asio::awaitable<bool> deliver(T value) {
     for (;;) {
       if (!active()) co_return false;
-      // try_send leaves `value` alone when it fails.
-      if (channel_.try_send(std::error_code{}, std::move(value))) {
+      if (try_push(value)) {
         ++delivered_;
         readable_.notify_all();
         co_return true;
@@ -175,30 +167,57 @@ public:
     writable_.notify_all();
   }
 
-  /// The consumer's side of `generator::next`.
-  asio::awaitable<std::optional<T>> receive() {
-    std::optional<T> out;
-    for (;;) {
-      // Buffered events first, even after the end, so that nothing published is lost.
-      if (channel_.try_receive([&out](std::error_code ec, T v) {
-            if (!ec) out.emplace(std::move(v));
-          }) &&
-          out) {
-        consumer_took();
-        writable_.notify_all();
-        co_return out;
-      }
-      if (!active()) co_return std::nullopt;
-      co_await readable_.wait();
-      // Cancelled by the caller (a timeout, say): an empty optional, and the
-      // generator stays usable.
-      auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) co_return std::nullopt;
+  /// True when an event would go in now, without waiting (or the consumer is gone).
+  [[nodiscard]] bool has_room() const noexcept { return !active() || count_ < capacity_; }
+
+  /// `deliver` for a subscription with room (`has_room`), without suspending.
+  void deliver_now(T value) {
+    if (!active()) return;
+    if (try_push(value)) {
+      ++delivered_;
+      readable_.notify_all();
     }
   }
 
+  /// The consumer's side of `generator::next`: takes the oldest event into `out`.
+  /// Buffered events come first, even after the end, so that nothing published is lost.
+  bool try_take(std::optional<T>& out) {
+    if (count_ == 0) return false;
+    out.emplace(std::move(ring_[head_]));
+    ring_[head_] = T{}; // nothing held (a socket, a payload) past its event
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
+    --count_;
+    consumer_took();
+    writable_.notify_all();
+    return true;
+  }
+
+  /// Where the consumer waits for an event or the end.
+  notifier& readable() noexcept { return readable_; }
+
 private:
-  channel_type channel_;
+  /// Appends `value` (moved from only on success); false when the queue is full.
+  bool try_push(T& value) {
+    if (count_ == ring_.size()) {
+      if (ring_.size() >= capacity_) return false;
+      // Grows, keeping the order: the oldest event first.
+      std::vector<T> grown(std::min(capacity_, std::max<std::size_t>(ring_.size() * 2, 1)));
+      for (std::size_t i = 0; i < count_; ++i)
+        grown[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+      ring_ = std::move(grown);
+      head_ = 0;
+    }
+    std::size_t tail = head_ + count_;
+    if (tail >= ring_.size()) tail -= ring_.size();
+    ring_[tail] = std::move(value);
+    ++count_;
+    return true;
+  }
+
+  std::size_t capacity_;
+  std::vector<T> ring_;
+  std::size_t head_ = 0;  // the oldest event
+  std::size_t count_ = 0; // events queued
   notifier readable_; // an event was put in, or the end came
   notifier writable_; // an event was taken out, or the consumer left
 };
@@ -207,14 +226,15 @@ private:
 template <class T>
 class hub {
 public:
-  hub(asio::any_io_executor ex, std::size_t capacity) : ex_(std::move(ex)), capacity_(capacity) {}
+  explicit hub(std::size_t capacity) : capacity_(capacity) {}
   hub(const hub&) = delete;
   hub& operator=(const hub&) = delete;
   ~hub() { end(); }
 
-  /// A new generator of this kind. After `end()`, one that ends at once.
-  generator<T> subscribe() {
-    auto sub = std::make_shared<subscription<T>>(ex_, capacity_);
+  /// A new generator of this kind, whose waits run on `ex`. After `end()`, one that
+  /// ends at once.
+  generator<T> subscribe(const asio::any_io_executor& ex) {
+    auto sub = std::make_shared<subscription<T>>(ex, capacity_);
     if (ended_) {
       sub->end();
     } else {
@@ -262,6 +282,37 @@ public:
     if (stale && subs == subs_) prune();
   }
 
+  /// True when `publish_now` may be used: every subscriber has room.
+  [[nodiscard]] bool ready() const noexcept {
+    if (!subs_) return true;
+    return std::all_of(subs_->begin(), subs_->end(), [](auto& s) { return s->has_room(); });
+  }
+
+  /// `publish` without suspending, when `ready()`: no coroutine, no waiting.
+  void publish_now(T value) {
+    if (!subs_) return;
+    const list& subs = *subs_;
+    std::size_t last = subs.size();
+    for (std::size_t i = subs.size(); i-- > 0;)
+      if (subs[i]->active()) {
+        last = i;
+        break;
+      }
+    bool stale = false;
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+      if (!subs[i]->active()) {
+        stale = true;
+        continue;
+      }
+      if (i == last) {
+        subs[i]->deliver_now(std::move(value));
+        break;
+      }
+      subs[i]->deliver_now(T{value});
+    }
+    if (stale) prune();
+  }
+
   /// Makes `point` wait until every generator has taken what was delivered to it so far.
   void hand_off_all(const std::shared_ptr<handoff>& point) {
     if (!subs_) return;
@@ -287,7 +338,6 @@ private:
     subs_ = std::move(next);
   }
 
-  asio::any_io_executor ex_;
   std::size_t capacity_;
   std::shared_ptr<const list> subs_;
   bool ended_ = false;
@@ -322,8 +372,16 @@ public:
   /// while a call is pending.
   asio::awaitable<std::optional<T>> next() {
     auto sub = sub_; // the subscription outlives this call even if the generator moves
-    if (!sub) co_return std::nullopt;
-    co_return co_await sub->receive();
+    std::optional<T> out;
+    if (!sub) co_return std::move(out);
+    for (;;) {
+      if (sub->try_take(out) || !sub->active()) co_return std::move(out);
+      co_await sub->readable().wait();
+      // Cancelled by the caller (a timeout, say): an empty optional, and the
+      // generator stays usable.
+      auto state = co_await asio::this_coro::cancellation_state;
+      if (state.cancelled() != asio::cancellation_type::none) co_return std::move(out);
+    }
   }
 
 private:
