@@ -331,3 +331,13 @@ TEST_CASE("memory: smaller windows and memLevel cost less; the defaults stay nea
   CHECK(ours.memory() + in_ours.memory() <= 96 * 1024);
   CHECK(zlib_default.memory() > 256 * 1024);
 }
+
+TEST_CASE("an empty message right after another, with context takeover, still inflates (found by fuzzing)") {
+  deflater out{15, 8, 6, false};
+  inflater in{15, false, 1 << 20};
+  CHECK(inflate_all(in, deflate_all(out, "first")) == "first");
+  const auto empty = deflate_all(out, "");
+  CHECK(!empty.empty()); // zlib had nothing to flush: the empty block's header byte is added
+  CHECK(inflate_all(in, empty).empty());
+  CHECK(inflate_all(in, deflate_all(out, "third")) == "third");
+}
