@@ -341,3 +341,13 @@ TEST_CASE("an empty message right after another, with context takeover, still in
   CHECK(inflate_all(in, empty).empty());
   CHECK(inflate_all(in, deflate_all(out, "third")) == "third");
 }
+
+TEST_CASE("a message whose last piece is empty still ends properly") {
+  deflater out{15, 8, 6, false};
+  std::vector<std::byte> wire;
+  out.compress(as_bytes("abc"), false, wire);
+  out.compress({}, true, wire);
+  inflater in{15, false, 1 << 20};
+  CHECK(inflate_all(in, wire) == "abc");
+  CHECK(inflate_all(in, deflate_all(out, "abc")) == "abc"); // the shared window still agrees
+}
