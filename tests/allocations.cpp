@@ -123,9 +123,11 @@ TEST_CASE("echo allocates nothing per message once warmed up") {
     co_await f.srv.stop();
   });
 #ifndef WEBSOCKETS_TEST_SANITIZED
-  // What is left is a constant (the measuring itself), the same for 4 times the messages.
+  // What is left is a constant, the same for 4 times the messages: the measuring itself.
+  // The measured coroutine's frame takes a slot of Asio's per-thread frame cache, so the
+  // first few frames made inside it miss the cache (2 with g++, 3 with clang++).
   MESSAGE("heap allocations during 5,000 echoes: " << shorter << "; during 20,000: " << longer);
   CHECK(longer == shorter);
-  CHECK(longer <= 2);
+  CHECK(longer <= 4);
 #endif
 }
