@@ -6,6 +6,8 @@
 // leaves the server.
 #pragma once
 
+#include "transport.hpp"
+
 #include <websockets/deflate.hpp>
 #include <websockets/event.hpp>
 #include <websockets/frame_parser.hpp>
@@ -177,8 +179,8 @@ struct pipe_state {
 
 class connection {
 public:
-  connection(socket& owner, asio::ip::tcp::socket tcp, connection_config config,
-             upgrade_request request, std::shared_ptr<server_core> server, std::uint64_t id);
+  connection(socket& owner, transport io, connection_config config, upgrade_request request,
+             std::shared_ptr<server_core> server, std::uint64_t id);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   ~connection();
@@ -319,7 +321,7 @@ private:
 
   socket& owner_;
   asio::any_io_executor ex_;
-  asio::ip::tcp::socket tcp_;
+  transport io_;
   connection_config config_;
   upgrade_request request_;
   std::string subprotocol_;
@@ -373,6 +375,7 @@ private:
   std::vector<shared_bytes> writing_data_;
   std::vector<std::byte> writing_own_;
   std::vector<asio::const_buffer> write_buffers_;
+  std::vector<std::byte> tls_out_; // under TLS, the gather write's frames in one piece
   std::size_t writing_bytes_ = 0;
   // Queue drained, stream released, socket closing: senders re-check. Made when first
   // waited on: most connections never wait.
@@ -411,7 +414,7 @@ private:
 
 /// What the server and `pipe` reach inside a socket.
 struct socket_access {
-  static std::shared_ptr<socket> create(asio::ip::tcp::socket tcp, connection_config config,
+  static std::shared_ptr<socket> create(transport io, connection_config config,
                                         upgrade_request request,
                                         std::shared_ptr<server_core> server);
   static connection& get(socket& s) noexcept { return *s.connection_; }

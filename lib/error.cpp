@@ -37,6 +37,7 @@ const char* message_of(error e) noexcept {
   case error::forbidden: return "upgrade refused";
   case error::not_found: return "no WebSocket endpoint at this path";
   case error::too_many_connections: return "connection limit reached";
+  case error::tls_handshake_failed: return "TLS handshake failed";
   case error::malformed_response: return "malformed HTTP response";
   case error::bad_status: return "handshake response status is not 101";
   case error::bad_upgrade_response: return "handshake response lacks Upgrade: websocket or Connection: upgrade";

@@ -28,16 +28,10 @@ asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseco
   (void)co_await timer.async_wait(nothrow);
 }
 
-asio::awaitable<std::error_code> write_all(asio::ip::tcp::socket& tcp, std::string_view bytes) {
-  auto [ec, size] = co_await asio::async_write(tcp, asio::buffer(bytes), nothrow);
-  (void)size;
-  co_return ec;
-}
-
-asio::awaitable<void> drain(asio::ip::tcp::socket& tcp) {
+asio::awaitable<void> drain(transport& io) {
   std::array<char, 1024> sink{};
   for (;;) {
-    auto [ec, size] = co_await tcp.async_read_some(asio::buffer(sink), nothrow);
+    auto [ec, size] = co_await io.read_some(asio::buffer(sink));
     (void)size;
     if (ec) co_return;
   }
@@ -45,11 +39,10 @@ asio::awaitable<void> drain(asio::ip::tcp::socket& tcp) {
 
 // Reads the request head; the bytes after it (frames sent right behind the request)
 // go to `rest`.
-asio::awaitable<std::error_code> read_head(asio::ip::tcp::socket& tcp, http_parser& parser,
-                                           std::string& rest) {
+asio::awaitable<std::error_code> read_head(transport& io, http_parser& parser, std::string& rest) {
   std::array<char, 4096> buffer{};
   for (;;) {
-    auto [ec, size] = co_await tcp.async_read_some(asio::buffer(buffer), nothrow);
+    auto [ec, size] = co_await io.read_some(asio::buffer(buffer));
     if (ec) co_return ec;
     const auto result = parser.feed(std::string_view{buffer.data(), size});
     if (result.state == http_parser::status::complete)
@@ -62,21 +55,22 @@ struct parsed_url {
   std::string host;
   std::string port;
   std::string path;
+  bool secure = false;
 };
 
 parsed_url parse_url(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) throw std::invalid_argument("server url is not a URI: " + std::string(url));
   const auto& u = *parsed;
-  if (iequals(u.scheme(), "wss"))
-    throw std::invalid_argument("wss:// needs TLS, which this version does not support yet");
-  if (!iequals(u.scheme(), "ws"))
-    throw std::invalid_argument("server url must start with ws://: " + std::string(url));
+  const bool secure = iequals(u.scheme(), "wss");
+  if (!secure && !iequals(u.scheme(), "ws"))
+    throw std::invalid_argument("server url must start with ws:// or wss://: " + std::string(url));
   if (!u.has_authority() || u.host_address().empty())
     throw std::invalid_argument("server url has no host: " + std::string(url));
   parsed_url out;
   out.host = u.host_address();
-  out.port = u.has_port() ? std::string(u.port()) : "80";
+  out.port = u.has_port() ? std::string(u.port()) : secure ? "443" : "80";
+  out.secure = secure;
   out.path = u.path();
   if (out.path.empty()) out.path = "/";
   return out;
@@ -155,6 +149,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
   host_ = std::move(url.host);
   port_ = std::move(url.port);
   path_ = std::move(url.path);
+  if (url.secure) tls_ = make_server_tls(options_.tls);
 }
 
 // ---- Listening ----
@@ -254,20 +249,21 @@ asio::awaitable<void> server_core::report_error(std::error_code ec) {
   }
 }
 
-asio::awaitable<void> server_core::answer(asio::ip::tcp::socket& tcp, std::string response) {
-  (void)co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
+asio::awaitable<void> server_core::answer(transport& io, std::string response) {
+  (void)co_await (io.write(response) || sleep_for(ex_, options_.handshake_timeout));
   std::error_code ignored;
-  tcp.shutdown(asio::socket_base::shutdown_send, ignored);
+  io.tcp().shutdown(asio::socket_base::shutdown_send, ignored);
   // Closing with unread request bytes would reset the connection and could destroy
   // the answer before the client reads it: wait (briefly) for the client to close.
-  (void)co_await (drain(tcp) || sleep_for(ex_, std::min<std::chrono::milliseconds>(options_.handshake_timeout, 2s)));
-  tcp.close(ignored);
+  (void)co_await (drain(io) || sleep_for(ex_, std::min<std::chrono::milliseconds>(options_.handshake_timeout, 2s)));
+  io.close();
 }
 
 asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string already_read) {
   auto self = shared_from_this();
   std::error_code ignored;
   tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
+  transport io = tls_ ? transport{std::move(tcp), tls_} : transport{std::move(tcp)};
 
   // Known to stop() while the handshake runs, so that it can be cut short.
   struct tracked {
@@ -278,28 +274,46 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
       tcp = nullptr;
     }
     ~tracked() { forget(); }
-  } tracking{*this, &tcp};
-  handshaking_.insert(&tcp);
+  } tracking{*this, &io.tcp()};
+  handshaking_.insert(&io.tcp());
 
   http_parser parser{http_kind::request, options_.max_head_size};
   std::string rest;
+  // The TLS handshake counts against the handshake timeout, as the request head does.
+  const auto deadline = std::chrono::steady_clock::now() + options_.handshake_timeout;
+  const auto time_left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  };
+  if (io.secure()) {
+    auto shaken = co_await (io.accept_tls() || sleep_for(ex_, time_left()));
+    if (shaken.index() == 1 || std::get<0>(shaken)) {
+      io.close();
+      if (shaken.index() == 1) {
+        co_await report_error(make_error_code(error::handshake_timeout));
+      } else if (std::get<0>(shaken).category() == asio::error::get_ssl_category()) {
+        // Not a TLS client, or one that trusts nothing we present.
+        co_await report_error(make_error_code(error::tls_handshake_failed));
+      }
+      co_return;
+    }
+  }
   const auto fed = parser.feed(std::string_view{already_read});
   if (fed.state == http_parser::status::complete) {
     rest = already_read.substr(fed.consumed);
   } else if (fed.state == http_parser::status::need_more) {
-    auto read = co_await (read_head(tcp, parser, rest) || sleep_for(ex_, options_.handshake_timeout));
+    auto read = co_await (read_head(io, parser, rest) || sleep_for(ex_, time_left()));
     if (read.index() == 1) {
-      tcp.close(ignored);
+      io.close();
       co_await report_error(make_error_code(error::handshake_timeout));
       co_return;
     }
     if (std::get<0>(read)) {
-      tcp.close(ignored); // the client went away
+      io.close(); // the client went away
       co_return;
     }
   }
   if (parser.state() == http_parser::status::failed) {
-    co_await answer(tcp, rejection_response(parser.failure()));
+    co_await answer(io, rejection_response(parser.failure()));
     co_await report_error(make_error_code(parser.failure()));
     co_return;
   }
@@ -317,7 +331,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     } else {
       response = rejection_response(error::not_upgrade);
     }
-    co_await answer(tcp, std::move(response));
+    co_await answer(io, std::move(response));
     co_return;
   }
   std::string path = check.request.head().target_url().path();
@@ -325,13 +339,13 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   error failure = path != path_ ? error::not_found : check.failure;
   if (failure == error{} && !origin_allowed(check.request)) failure = error::forbidden;
   if (failure != error{}) {
-    co_await answer(tcp, rejection_response(failure));
+    co_await answer(io, rejection_response(failure));
     co_await report_error(make_error_code(failure));
     co_return;
   }
   if (stopping_ || registry_.size() + reserved_ >= options_.max_connections) {
     // Refused quietly: being full is not the client's error.
-    co_await answer(tcp, rejection_response(error::too_many_connections));
+    co_await answer(io, rejection_response(error::too_many_connections));
     co_return;
   }
 
@@ -348,7 +362,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     } catch (const std::exception&) {
       decision = {.status = 500};
     }
-    if (stopping_ || !tcp.is_open()) co_return;
+    if (stopping_ || !io.tcp().is_open()) co_return;
   }
   connection_config config = config_;
   config.compression = agree_compression(check.request);
@@ -360,17 +374,17 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     response = rejection_response(500);
   }
   if (decision.status != 0) {
-    co_await answer(tcp, std::move(response));
+    co_await answer(io, std::move(response));
     co_await report_error(make_error_code(error::forbidden));
     co_return;
   }
-  auto written = co_await (write_all(tcp, response) || sleep_for(ex_, options_.handshake_timeout));
+  auto written = co_await (io.write(response) || sleep_for(ex_, options_.handshake_timeout));
   if (written.index() == 1 || std::get<0>(written) || stopping_) {
-    tcp.close(ignored);
+    io.close();
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(tcp), config, std::move(check.request), self);
+  auto sock = socket_access::create(std::move(io), config, std::move(check.request), self);
   socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe
@@ -621,6 +635,8 @@ asio::awaitable<void> server::listen() {
 asio::ip::tcp::endpoint server::local_endpoint() const { return core_->local_endpoint_; }
 
 asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view already_read) {
+  if (core_->tls_ && !already_read.empty())
+    throw std::invalid_argument("a wss:// server does the TLS handshake itself: hand it a connection before reading");
   return core_->handle(std::move(tcp), std::string(already_read));
 }
 

@@ -71,6 +71,7 @@ public:
   server_options options_;
   connection_config config_;
   std::shared_ptr<read_buffer_pool> read_pool_; // lent to connections while they read
+  std::shared_ptr<asio::ssl::context> tls_; // for a wss:// url
   std::string host_;
   std::string port_;
   std::string path_;
@@ -102,7 +103,7 @@ public:
 private:
   asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor);
   asio::awaitable<void> report_error(std::error_code ec);
-  asio::awaitable<void> answer(asio::ip::tcp::socket& tcp, std::string response);
+  asio::awaitable<void> answer(transport& io, std::string response);
   /// One message for many peers, encoded in each form (plain, or compressed with a
   /// window size) the first time a peer needs it.
   struct message_frames {

@@ -131,20 +131,20 @@ void encode_frame_into(std::vector<std::byte>& out, websockets::role role, opcod
 
 std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory_order_relaxed); }
 
-std::shared_ptr<socket> socket_access::create(asio::ip::tcp::socket tcp, connection_config config,
+std::shared_ptr<socket> socket_access::create(transport io, connection_config config,
                                               upgrade_request request,
                                               std::shared_ptr<server_core> server) {
   std::shared_ptr<socket> s{new socket{nullptr}};
-  s->connection_ = std::make_unique<connection>(*s, std::move(tcp), config, std::move(request),
+  s->connection_ = std::make_unique<connection>(*s, std::move(io), config, std::move(request),
                                                 std::move(server), ++last_socket_id);
   return s;
 }
 
-connection::connection(socket& owner, asio::ip::tcp::socket tcp, connection_config config,
-                       upgrade_request request, std::shared_ptr<server_core> server, std::uint64_t id)
+connection::connection(socket& owner, transport io, connection_config config, upgrade_request request,
+                       std::shared_ptr<server_core> server, std::uint64_t id)
     : owner_(owner),
-      ex_(tcp.get_executor()),
-      tcp_(std::move(tcp)),
+      ex_(io.tcp().get_executor()),
+      io_(std::move(io)),
       config_(config),
       request_(std::move(request)),
       server_(std::move(server)),
@@ -176,9 +176,9 @@ connection::~connection() = default;
 
 void connection::start(std::span<const std::byte> initial, std::shared_ptr<handoff> open) {
   initial_.assign(initial.begin(), initial.end());
-  // Reads wait for readability, then take what is there without blocking.
+  // Plain reads wait for readability, then take what is there without blocking.
   std::error_code ignored;
-  tcp_.non_blocking(true, ignored);
+  if (!io_.secure()) io_.tcp().non_blocking(true, ignored);
   auto me = self();
   if (config_.timeout.count() > 0) arm_idle();
   // The reader runs under a cancellation slot, so that giving up on a peer also stops
@@ -192,7 +192,7 @@ void connection::start(std::span<const std::byte> initial, std::shared_ptr<hando
 
 asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
   std::error_code ec;
-  auto endpoint = tcp_.remote_endpoint(ec);
+  auto endpoint = io_.tcp().remote_endpoint(ec);
   return ec ? asio::ip::tcp::endpoint{} : endpoint;
 }
 
@@ -209,10 +209,26 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
     co_await process(initial_);
     std::vector<std::byte>{}.swap(initial_);
   }
+  while (!stop_reading_ && io_.secure()) {
+    // TLS may hold decrypted bytes the TCP socket no longer shows as readable: read
+    // through it, holding a buffer while waiting.
+    const auto buffer = read_pool_->borrow();
+    const auto space = buffer.span();
+    reading_ = true;
+    auto [ec, size] = co_await io_.read_some(asio::buffer(space.data(), space.size()));
+    reading_ = false;
+    if (stop_reading_) break;
+    if (ec) {
+      read_error_ = ec;
+      break;
+    }
+    ++reads_;
+    co_await process(space.first(size));
+  }
   while (!stop_reading_) {
     // Waiting on the peer holds no buffer: an idle connection costs none.
     reading_ = true;
-    auto [ec] = co_await tcp_.async_wait(asio::ip::tcp::socket::wait_read, nothrow);
+    auto ec = co_await io_.wait_readable();
     reading_ = false;
     if (stop_reading_) break;
     if (ec) {
@@ -224,7 +240,7 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
     const auto buffer = read_pool_->borrow();
     const auto space = buffer.span();
     for (;;) {
-      const std::size_t size = tcp_.read_some(asio::buffer(space.data(), space.size()), ec);
+      const std::size_t size = io_.read_now(asio::buffer(space.data(), space.size()), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) {
         read_error_ = ec;
@@ -676,10 +692,19 @@ void connection::start_write() {
   }
   writing_bytes_ = bytes;
   writing_ = true;
+  if (io_.secure() && write_buffers_.size() > 1) {
+    // A TLS stream writes a record per buffer: one buffer makes full records.
+    tls_out_.clear();
+    for (const auto& b : write_buffers_) {
+      const auto* first = static_cast<const std::byte*>(b.data());
+      tls_out_.insert(tls_out_.end(), first, first + b.size());
+    }
+    write_buffers_.assign(1, asio::buffer(tls_out_));
+  }
   // A span: the write keeps no copy of the buffer list.
-  asio::async_write(tcp_, std::span<const asio::const_buffer>{write_buffers_},
-                    asio::bind_allocator(handler_allocator<void>{},
-                                         [this, me = self()](std::error_code ec, std::size_t) { on_written(ec); }));
+  io_.async_write(std::span<const asio::const_buffer>{write_buffers_},
+                  asio::bind_allocator(handler_allocator<void>{},
+                                       [this, me = self()](std::error_code ec, std::size_t) { on_written(ec); }));
 }
 
 void connection::on_written(std::error_code ec) {
@@ -692,6 +717,7 @@ void connection::on_written(std::error_code ec) {
   // Small storage is kept for the next writes (no allocation per message); large
   // storage goes, so that a connection with nothing in flight holds no big buffer.
   if (writing_own_.capacity() > 1024) std::vector<std::byte>{}.swap(writing_own_);
+  if (tls_out_.capacity() > 1024) std::vector<std::byte>{}.swap(tls_out_);
   if (ec) {
     write_error_ = ec;
     queued_bytes_ = 0;
@@ -850,8 +876,7 @@ void connection::abort() {
   stop_read();
   if (tearing_down_) {
     // The teardown waits on the writer or for the server's FIN: stop both.
-    std::error_code ignored;
-    tcp_.cancel(ignored);
+    io_.cancel();
   }
   notify_changed();
 }
@@ -924,14 +949,12 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   if (config_.role == role::client && close_received_ && !give_up_ && !read_error_) {
     std::array<std::byte, 256> sink{};
     for (;;) {
-      auto [ec, size] = co_await tcp_.async_read_some(asio::buffer(sink), nothrow);
+      auto [ec, size] = co_await io_.read_some(asio::buffer(sink));
       (void)size;
       if (ec) break;
     }
   }
-  std::error_code ignored;
-  tcp_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  tcp_.close(ignored);
+  io_.close();
   finished_ = true;
   if (close_timer_) close_timer_->cancel();
   idle_timer_.cancel();

@@ -126,13 +126,6 @@ TEST_CASE("handshake failures throw std::system_error with a websockets error") 
     CHECK(ec);
     CHECK(std::string(ec.category().name()) != "websockets");
 
-    bool refused = false;
-    try {
-      (void)co_await websockets::connect(ex, "wss://127.0.0.1:1/");
-    } catch (const std::invalid_argument&) {
-      refused = true;
-    }
-    CHECK(refused);
     co_await srv.stop();
   });
 }

@@ -4,6 +4,7 @@
 
 #include <websockets/deflate.hpp>
 #include <websockets/socket.hpp>
+#include <websockets/tls.hpp>
 #include <websockets/upgrade.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -50,16 +51,20 @@ struct connect_options {
   deflate_options deflate{};
   /// Origin, subprotocols, extensions and extra headers of the request.
   client_options handshake{};
+  /// For `wss://` urls: the server's certificate is checked against the system's trust
+  /// anchors and the url's host unless told otherwise.
+  client_tls tls{};
 };
 
-/// Opens a WebSocket connection to `url` (`ws://host[:port][/path][?query]`). The
+/// Opens a WebSocket connection to `url` (`ws[s]://host[:port][/path][?query]`). The
 /// socket starts reading on the executor's next turn: subscribe to its generators
 /// right after this returns, before any other `co_await`, and nothing is missed.
 /// Throws `std::system_error` with a `websockets::error` when the server's answer is
 /// not a valid upgrade (`error::bad_status` for an HTTP error status such as 503),
-/// with a system error when the connection fails or `error::handshake_timeout` after the
-/// handshake timeout, and `std::invalid_argument` for a url it cannot use
-/// (`wss://` included, until TLS comes).
+/// with a system error when the connection fails (an `asio::error::get_ssl_category()`
+/// one when TLS fails, a certificate that does not verify included) or
+/// `error::handshake_timeout` after the handshake timeout, and `std::invalid_argument`
+/// for a url it cannot use.
 ///
 /// With g++ 12, name the options before the call (`connect_options o{...}; co_await
 /// connect(ex, url, o);`): it miscompiles an aggregate temporary written inside a

@@ -46,6 +46,7 @@ enum class error {
   forbidden,                ///< Refused by the application, e.g. its origin check (403).
   not_found,                ///< The path is not the one the server upgrades (404).
   too_many_connections,     ///< The server is at its connection limit (503).
+  tls_handshake_failed,     ///< A wss:// client's TLS handshake failed: no HTTP answer is possible.
 
   // Opening handshake, client side (RFC 6455 section 4.1).
   malformed_response = 200, ///< The response is not well-formed HTTP/1.1.

@@ -9,6 +9,7 @@
 #include <websockets/generator.hpp>
 #include <websockets/http.hpp>
 #include <websockets/socket.hpp>
+#include <websockets/tls.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -36,10 +37,10 @@ struct server_access;
 /// How a server listens and what it allows. The first three are the seed's options,
 /// with its defaults.
 struct server_options {
-  /// Where to listen (`ws://host:port/path`, parsed with Boost.URL). Only `path`
-  /// upgrades; other paths get 404. `localhost` listens on 127.0.0.1 and ::1; port 0
-  /// picks a free port (see `server::local_endpoint`). `wss://` needs TLS, which this
-  /// version does not have: the constructor refuses it.
+  /// Where to listen (`ws://host:port/path` or `wss://...`, parsed with Boost.URL).
+  /// Only `path` upgrades; other paths get 404. `localhost` listens on 127.0.0.1 and
+  /// ::1; port 0 picks a free port (see `server::local_endpoint`). `wss://` serves TLS
+  /// with the certificate and key of `tls`.
   std::string url = "ws://localhost:3000";
   /// Idle time after which a socket is pinged; when nothing at all comes back within
   /// the same time again, it is closed (close frame 1001 "idle timeout", close event
@@ -83,6 +84,9 @@ struct server_options {
   /// case): a request from another origin gets 403. Empty allows every origin; requests
   /// without `Origin` (not from a browser) always pass.
   std::vector<std::string> allowed_origins{};
+  /// The certificate and key of a `wss://` server; unused for `ws://`. Plain HTTP
+  /// requests (`on_http`) are served over TLS too.
+  server_tls tls{};
 };
 
 /// What an accept hook decides about one upgrade request.
@@ -122,7 +126,8 @@ struct pipe_options {
 class server {
 public:
   /// A server; listens only when `listen()` is called. Throws `std::invalid_argument`
-  /// for a url that is not `ws://host[:port][/path]` (and for `wss://`).
+  /// for a url that is not `ws[s]://host[:port][/path]`, and for a `wss://` url whose
+  /// certificate or key cannot be used.
   explicit server(asio::any_io_executor executor, server_options options = {});
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -140,7 +145,8 @@ public:
   /// Takes over a connection accepted elsewhere (an HTTP server built on Asio, the
   /// seed's `listen(http.Server)`), with the bytes already read from it, which may be
   /// all or part of the upgrade request. Completes once the handshake is answered;
-  /// the connection then runs on its own.
+  /// the connection then runs on its own. A `wss://` server does the TLS handshake on
+  /// it, so nothing may have been read (`std::invalid_argument` otherwise).
   asio::awaitable<void> accept(asio::ip::tcp::socket tcp, std::string_view already_read = {});
 
   /// Sets the handler for plain HTTP requests (any path); without one they get 426.
