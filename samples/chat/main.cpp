@@ -2,7 +2,7 @@
 // over plain HTTP at the url's path; the WebSocket is on the same port and path. The
 // protocol is in README.md beside this file; the room's rules are in room.cpp.
 //
-//   chat [--url URL] [--help]          default ws://localhost:3000
+//   chat [--url URL] [--cert FILE --key FILE] [--deflate] [--help]   default ws://localhost:3000
 #include "page.hpp"
 #include "room.hpp"
 
@@ -40,13 +40,17 @@ namespace {
 using websockets::socket;
 using socket_ptr = std::shared_ptr<socket>;
 
-constexpr std::string_view usage = R"(usage: chat [--url URL] [--help]
+constexpr std::string_view usage = R"(usage: chat [--url URL] [--cert FILE --key FILE] [--deflate] [--help]
 
-A chat room: open the printed address in a browser. The page is served over plain HTTP
-at the url's path, and the WebSocket on the same port and path.
+A chat room: open the printed address in a browser. The page is served over HTTP (HTTPS
+for a wss:// url) at the url's path, and the WebSocket on the same port and path.
 
   --url URL   where to listen, ws://HOST:PORT/PATH (default ws://localhost:3000);
-              ws://0.0.0.0:3000 lets other machines of the network in
+              ws://0.0.0.0:3000 lets other machines of the network in; wss://... serves
+              TLS with --cert and --key
+  --cert FILE the certificate chain (PEM) of a wss:// url
+  --key FILE  its private key (PEM)
+  --deflate   accept permessage-deflate (RFC 7692) compression, as browsers offer
   --help      show this help
 )";
 
@@ -289,29 +293,54 @@ websockets::http_handler page_handler(std::string path) {
 
 struct arguments {
   std::string url = "ws://localhost:3000";
+  websockets::server_tls tls;
+  bool deflate = false;
 };
+
+[[noreturn]] void fail(std::string_view message) {
+  fmt::print(stderr, "chat: {} (see chat --help)\n", message);
+  std::exit(2);
+}
 
 /// Reads the command line; exits with 0 for --help and 2 for a bad argument.
 arguments parse(int argc, char** argv) {
   arguments args;
   for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
+    std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       fmt::print("{}", usage);
       std::exit(0);
     }
+    if (arg == "--deflate") {
+      args.deflate = true;
+      continue;
+    }
+    // --name VALUE or --name=VALUE
     std::string_view value;
-    if (arg.starts_with("--url=")) {
-      value = arg.substr(6);
-    } else if (arg == "--url" && i + 1 < argc) {
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc && (arg == "--url" || arg == "--cert" || arg == "--key")) {
       value = argv[++i];
     } else {
-      fmt::print(stderr, "chat: {} '{}' (see chat --help)\n",
-                 arg == "--url" ? "missing value for" : "unknown argument", arg);
-      std::exit(2);
+      fail(fmt::format("{} '{}'", arg == "--url" || arg == "--cert" || arg == "--key" ? "missing value for"
+                                                                                        : "unknown argument", arg));
     }
-    args.url = value;
+    if (arg == "--url") {
+      args.url = value;
+    } else if (arg == "--cert") {
+      args.tls.certificate_chain_file = value;
+    } else if (arg == "--key") {
+      args.tls.private_key_file = value;
+    } else {
+      fail(fmt::format("unknown argument '{}'", arg));
+    }
   }
+  const bool secure = args.url.starts_with("wss:");
+  const bool tls_files = !args.tls.certificate_chain_file.empty() || !args.tls.private_key_file.empty();
+  if (!secure && tls_files) fail("--cert and --key go with a wss:// url");
+  if (secure && (args.tls.certificate_chain_file.empty() || args.tls.private_key_file.empty()))
+    fail("a wss:// url needs --cert and --key");
   return args;
 }
 
@@ -328,6 +357,8 @@ int main(int argc, char** argv) {
   try {
     asio::io_context io{1};
     websockets::server_options options{.url = args.url, .max_connections = 100};
+    options.tls = args.tls;
+    options.deflate.enabled = args.deflate;
     chat_server chat{io.get_executor(), options};
     const std::string path = url->path().empty() ? "/" : std::string{url->path()};
     chat.srv.on_http(page_handler(path));
@@ -343,7 +374,9 @@ int main(int argc, char** argv) {
       if (!ec) asio::co_spawn(io, chat.srv.stop(), report);
     });
 
-    fmt::print("chat: open http://{0}{1} in a browser (WebSocket at ws://{0}{1})\n", authority, path);
+    const bool secure = url->scheme() == "wss";
+    fmt::print("chat: open {0}://{1}{2} in a browser (WebSocket at {3}://{1}{2})\n", secure ? "https" : "http",
+               authority, path, secure ? "wss" : "ws");
     std::fflush(stdout);
     io.run();
   } catch (const std::invalid_argument& e) { // the url

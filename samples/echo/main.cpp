@@ -3,7 +3,7 @@
 // goes to every connected client, the sender included.
 //
 //   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
-//        [--handshake-timeout MS] [--deflate] [--broadcast] [--help]
+//        [--handshake-timeout MS] [--deflate] [--broadcast] [--cert FILE --key FILE] [--help]
 #include <websockets/server.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -37,8 +37,11 @@ constexpr std::string_view usage = R"(usage: echo [options]
 
 Echoes every WebSocket message back to its sender, with its opcode.
 
-  --url URL                  where to listen, ws://HOST:PORT/PATH (default ws://localhost:3000);
-                             port 0 picks a free port, printed at start
+  --url URL                  where to listen, ws://HOST:PORT/PATH (default ws://localhost:3000),
+                             or wss://... with --cert and --key; port 0 picks a free port,
+                             printed at start
+  --cert FILE                the certificate chain (PEM) of a wss:// url
+  --key FILE                 its private key (PEM)
   --max-connections N        open connections allowed; more get HTTP 503 (default 10)
   --timeout MS               idle time before a ping, and again before closing (default 600000;
                              0 disables)
@@ -124,10 +127,19 @@ arguments parse(int argc, char** argv) {
       o.max_fragments = static_cast<std::uint32_t>(number(arg, take(), 1, 1U << 31));
     } else if (arg == "--handshake-timeout") {
       o.handshake_timeout = std::chrono::milliseconds{number(arg, take(), 1, max_ms)};
+    } else if (arg == "--cert") {
+      o.tls.certificate_chain_file = take();
+    } else if (arg == "--key") {
+      o.tls.private_key_file = take();
     } else {
       fail(fmt::format("unknown argument '{}'", argv[i]));
     }
   }
+  const bool secure = args.options.url.starts_with("wss:");
+  if (!secure && (!args.options.tls.certificate_chain_file.empty() || !args.options.tls.private_key_file.empty()))
+    fail("--cert and --key go with a wss:// url");
+  if (secure && (args.options.tls.certificate_chain_file.empty() || args.options.tls.private_key_file.empty()))
+    fail("a wss:// url needs --cert and --key");
   return args;
 }
 

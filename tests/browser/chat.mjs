@@ -2,14 +2,18 @@
 // nicknames, see each other, exchange messages, rename, share images (one small, one
 // large enough for the server to stream it) and a plain file, and one leaves.
 //
-//   node tests/browser/chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR
+//   node tests/browser/chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES]
+//
+// With --wss, the chat serves wss:// and HTTPS with a certificate MAKE_CERTIFICATES
+// writes, and permessage-deflate on: every page's WebSocket handshake must have agreed it.
 //
 // Every step waits on what the pages show (never on time) and asserts on it; the first
 // failure names its step, leaves screenshots of every open page in SCREENSHOT_DIR and
 // exits 1. The chat server is stopped with SIGTERM whatever happens.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { deflateSync } from 'node:zlib';
@@ -23,9 +27,10 @@ const CHROMIUM_FLAGS = [
 // Only there to turn a hang into a failure; nothing asserts on speed.
 const WAIT_MS = 20_000;
 
-const [chatExecutable, screenshotDir] = process.argv.slice(2);
-if (!chatExecutable || !screenshotDir) {
-  console.error('usage: node chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR');
+const [chatExecutable, screenshotDir, wssFlag, makeCertificates] = process.argv.slice(2);
+const secure = wssFlag === '--wss';
+if (!chatExecutable || !screenshotDir || (wssFlag !== undefined && (!secure || !makeCertificates))) {
+  console.error('usage: node chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES]');
   process.exit(2);
 }
 
@@ -98,8 +103,10 @@ check(bigPng.length > 64 * 1024, 'the noise PNG is over 64 KiB', bigPng.length);
 
 // Starts the chat sample on a free port of 127.0.0.1; `ready` resolves to its page's
 // address once it printed it.
-function startChat(executable) {
-  const child = spawn(executable, ['--url', 'ws://127.0.0.1:0/'], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startChat(executable, tls) {
+  const args = tls ? ['--url', 'wss://127.0.0.1:0/', '--cert', tls.chain, '--key', tls.key, '--deflate']
+    : ['--url', 'ws://127.0.0.1:0/'];
+  const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // A child that could not be spawned emits 'error' and no 'exit'.
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal }));
@@ -114,7 +121,7 @@ function startChat(executable) {
         : `chat exited (${signal ?? code}) before printing its address`));
     });
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /^chat: open (http:\/\/\S+) in a browser \(WebSocket at ws:\/\/\S+\)$/.exec(line);
+      const m = /^chat: open (https?:\/\/\S+) in a browser \(WebSocket at wss?:\/\/\S+\)$/.exec(line);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
   });
@@ -178,13 +185,18 @@ async function openPerson(browser, url, name, contextOptions) {
   const context = await browser.newContext(contextOptions);
   context.setDefaultTimeout(WAIT_MS);
   const page = await context.newPage();
+  const person = { name, context, page, open: true, handshakes: [] };
+  // What each WebSocket handshake agreed, from the browser's own network log.
+  const cdp = await context.newCDPSession(page);
+  cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => person.handshakes.push(response));
+  await cdp.send('Network.enable');
   // Any script error, console error (a CSP violation, a failed load) or dialog (markup
   // that ran as script) fails the test at the end.
   page.on('pageerror', (e) => pageErrors.push(`${name}: uncaught ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${name}: console error: ${m.text()}`); });
   page.on('dialog', (d) => { pageErrors.push(`${name}: unexpected ${d.type()} dialog: ${d.message()}`); d.dismiss(); });
   await page.goto(url);
-  return { name, context, page, open: true };
+  return person;
 }
 
 const see = (person) => person.page.evaluate(snapshot);
@@ -284,6 +296,7 @@ async function shareFile(sender, receiver, file) {
 const people = [];
 let chat = null;
 let browser = null;
+let tls = null;
 let failed = false;
 
 try {
@@ -302,8 +315,18 @@ try {
     }
   });
 
-  chat = startChat(chatExecutable);
+  if (secure) {
+    tls = await step('test certificates are made', () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'websockets-chat-tls-'));
+      execFileSync(makeCertificates, [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+      return { dir, chain: path.join(dir, 'chain.pem'), key: path.join(dir, 'key.pem') };
+    });
+  }
+  chat = startChat(chatExecutable, tls);
   const url = await step('chat prints its address', () => chat.ready);
+  check(url.startsWith(secure ? 'https://' : 'http://'), 'the page is served over ' + (secure ? 'HTTPS' : 'HTTP'), url);
+  // The test CA is no system's: the pages accept its certificate without checking it.
+  const contextTls = secure ? { ignoreHTTPSErrors: true } : {};
 
   browser = await step('Chromium starts', () => chromium.launch({
     executablePath: CHROMIUM,
@@ -316,10 +339,10 @@ try {
   // Two people: a desktop browser in the light theme and a phone-sized one in the dark
   // theme, so that the screenshots show both layouts and both colour schemes.
   const ada = await step('ada opens the page', () =>
-    openPerson(browser, url, 'ada', { viewport: { width: 1100, height: 760 }, colorScheme: 'light' }));
+    openPerson(browser, url, 'ada', { viewport: { width: 1100, height: 760 }, colorScheme: 'light', ...contextTls }));
   people.push(ada);
   const bob = await step('bob opens the page', () =>
-    openPerson(browser, url, 'bob', { viewport: { width: 420, height: 820 }, colorScheme: 'dark' }));
+    openPerson(browser, url, 'bob', { viewport: { width: 420, height: 820 }, colorScheme: 'dark', ...contextTls }));
   people.push(bob);
 
   await step('both pages connect and ask for a nickname', async () => {
@@ -327,6 +350,16 @@ try {
       const s = await waitUntil(person, 'the connection open', (s) => s.status === 'open');
       check(s.dialog, `${person.name} is asked for a nickname`, s);
       check(!s.composerEnabled, `${person.name} cannot send before joining`, s);
+      check(person.handshakes.length === 1 && person.handshakes[0].status === 101,
+        `${person.name}'s page made one WebSocket handshake, answered with 101`, person.handshakes);
+      const headers = Object.fromEntries(Object.entries(person.handshakes[0].headers)
+        .map(([k, v]) => [k.toLowerCase(), v]));
+      const extensions = headers['sec-websocket-extensions'] ?? '';
+      if (secure) {
+        check(/^permessage-deflate\b/.test(extensions), `${person.name}'s WebSocket agreed permessage-deflate`, headers);
+      } else {
+        check(extensions === '', `${person.name}'s WebSocket agreed no extension (the chat runs without --deflate)`, headers);
+      }
     }
   });
 
@@ -456,5 +489,6 @@ try {
     failed = true;
     console.error(`FAILED at step "chat stops on SIGTERM": ${e.message}`);
   }
+  if (tls) fs.rmSync(tls.dir, { recursive: true, force: true });
 }
 process.exitCode = failed ? 1 : 0;
