@@ -1,14 +1,19 @@
 // Node's ws as a client of samples/echo: text and binary messages from 0 B to 16 MiB and
 // fragmented messages, plain and with permessage-deflate (echo --deflate), pings both
 // ways, every normal close path, 200 connections at once and the server stopping under
-// them. One line per case; exits 1 when any failed.
-//   node tests/interop/node_client.mjs PATH_TO_ECHO
-import { spawn } from 'node:child_process';
+// them; with MAKE_CERTIFICATES, the message cases again over wss:// with deflate,
+// verifying echo's certificate against a test CA. One line per case; exits 1 when any
+// failed.
+//   node tests/interop/node_client.mjs PATH_TO_ECHO [MAKE_CERTIFICATES]
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { WebSocket, TEXT_UNIT, patternBytes, split } from './ws.mjs';
 
-const echoPath = process.argv[2];
+const [echoPath, makeCertificates] = process.argv.slice(2);
 if (!echoPath) {
-  console.error('usage: node node_client.mjs PATH_TO_ECHO');
+  console.error('usage: node node_client.mjs PATH_TO_ECHO [MAKE_CERTIFICATES]');
   process.exit(2);
 }
 
@@ -52,10 +57,13 @@ function startEcho(...options) {
 
 /** A ws client with its messages in a queue and its close as a promise. */
 class Client {
-  /** Connects; with `deflate`, offers permessage-deflate and fails unless it is agreed. */
-  static open(url, { deflate = false } = {}) {
+  /**
+   * Connects; with `deflate`, offers permessage-deflate and fails unless it is agreed;
+   * `ca` (PEM) is what a wss:// server's certificate must chain to.
+   */
+  static open(url, { deflate = false, ca } = {}) {
     // threshold 0: ws compresses every message, not only those of 1 KiB and more.
-    const ws = new WebSocket(url, { perMessageDeflate: deflate ? { threshold: 0 } : false });
+    const ws = new WebSocket(url, { perMessageDeflate: deflate ? { threshold: 0 } : false, ...(ca && { ca }) });
     return new Promise((resolve, reject) => {
       ws.once('open', () => {
         if (deflate && ws.extensions !== 'permessage-deflate') {
@@ -172,11 +180,20 @@ async function runAll() {
 
 // ---- The cases ----
 
-// Two echoes: the plain one most cases use, and one accepting permessage-deflate.
-let echo, deflating;
+// Two echoes: the plain one most cases use, and one accepting permessage-deflate; and
+// with MAKE_CERTIFICATES, a third serving wss:// with deflate.
+let echo, deflating, secure = null;
 try {
   echo = await startEcho('--max-connections', '300');
   deflating = await startEcho('--deflate');
+  if (makeCertificates) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'websockets-interop-tls-'));
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    execFileSync(makeCertificates, [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    secure = await startEcho('--url', 'wss://localhost:0/', '--cert', path.join(dir, 'chain.pem'),
+      '--key', path.join(dir, 'key.pem'), '--deflate');
+    secure.ca = fs.readFileSync(path.join(dir, 'ca.pem'));
+  }
 } catch (error) {
   console.log(`FAIL starting ${echoPath}: ${error.message}`);
   process.exit(1);
@@ -188,10 +205,10 @@ function sendFragmented(client, pieces, binary) {
   pieces.forEach((piece, k) => client.ws.send(piece, { binary, fin: k === pieces.length - 1 }));
 }
 
-/** The message cases, plain or (`deflate`) compressed both ways. */
-function messageCases(url, deflate) {
-  const mode = deflate ? 'deflate: ' : '';
-  const open = () => Client.open(url, { deflate });
+/** The message cases, plain or (`deflate`) compressed both ways; over TLS with `ca`. */
+function messageCases(url, deflate, ca) {
+  const mode = `${ca ? 'wss: ' : ''}${deflate ? 'deflate: ' : ''}`;
+  const open = () => Client.open(url, { deflate, ca });
   for (const binary of [false, true]) {
     for (const size of [0, 1, 125, 126, 127, 65535, 65536, 1 << 20, 16 << 20]) {
       test(`${mode}${binary ? 'binary' : 'text'} message of ${size} B echoed`, async () => {
@@ -244,6 +261,14 @@ function messageCases(url, deflate) {
 
 messageCases(url, false);
 messageCases(deflating.url, true);
+if (secure) {
+  messageCases(secure.url, true, secure.ca);
+  test('wss: a client that does not trust the certificate is refused by its own check', async () => {
+    const refused = await Client.open(secure.url).then(() => null, (error) => error);
+    expect(refused && /self[- ]signed|unable to (get|verify)/i.test(refused.message),
+      `connecting without the test CA ended with ${refused ? refused.message : 'a connection'}`);
+  });
+}
 
 for (const payload of ['', 'interop', 'p'.repeat(125)]) {
   test(`ping of ${payload.length} B, pong with the same payload`, async () => {
@@ -320,6 +345,7 @@ test('echo stopping on SIGTERM: every client gets 1001, echo exits with 0', asyn
 test('echo --deflate stopping on SIGTERM exits with 0', async () => {
   const how = await deflating.stop();
   expect(how === 0, `echo --deflate ended with ${how}`);
+  if (secure) expect(await secure.stop() === 0, 'the wss:// echo exits with 0');
 });
 
 process.exitCode = (await runAll()) === 0 ? 0 : 1;

@@ -1,13 +1,18 @@
 """Interop: Python's websockets (Debian's python3-websockets, which only /usr/bin/python3
-sees) as a client of our server, through samples/echo.
+sees) as a client of our server, through samples/echo; over wss:// too when the
+environment names MAKE_CERTIFICATES (tests/make_certificates.cpp).
 
     /usr/bin/python3 tests/interop/python_client.py PATH_TO_ECHO [CASE...]
 """
 
 import asyncio
 import os
+import shutil
 import signal
+import ssl
+import subprocess
 import sys
+import tempfile
 
 # The harness (running the sample, the cases) lives with the sample tests.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "samples"))
@@ -113,6 +118,50 @@ async def many_concurrent_connections(echo):
         await asyncio.gather(*(echo_from(server.url, n) for n in range(count)))
 
 
+class TestCertificates:
+    """A fresh test CA and a certificate it signs for localhost, removed afterwards."""
+
+    def __enter__(self):
+        tool = os.environ.get("MAKE_CERTIFICATES")
+        if not tool:
+            raise AssertionError("MAKE_CERTIFICATES names no program: cannot test wss://")
+        self.dir = tempfile.mkdtemp(prefix="websockets-interop-tls-")
+        subprocess.run([tool, self.dir], check=True, stdout=subprocess.DEVNULL)
+        self.chain = os.path.join(self.dir, "chain.pem")
+        self.key = os.path.join(self.dir, "key.pem")
+        self.trusting = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def over_tls_with_deflate(echo):
+    with TestCertificates() as tls:
+        async with Sample(echo, "--cert", tls.chain, "--key", tls.key, "--deflate",
+                          url="wss://localhost:0/") as server:
+            check_equal(server.url.startswith("wss://localhost:"), True, f"the url {server.url}")
+            async with ws_connect(server.url, ssl=tls.trusting) as ws:
+                agreed = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+                check_equal(agreed.startswith("permessage-deflate"), True, f"extensions agreed: {agreed!r}")
+                for size in SIZES:
+                    await roundtrip(ws, text_of_size(size))
+                    await roundtrip(ws, bytes_of_size(size))
+                fragments = [bytes_of_size(n) for n in (0, 1, 70000, 125, 0)]
+                await ws.send(fragments)
+                check_equal(await ws.recv(), b"".join(fragments), "fragmented binary over TLS")
+                pong = await ws.ping(b"over tls")
+                await within(20, pong, "no pong over TLS")
+                await ws.close(4001, "tls done")
+                check_equal(ws.close_code, 4001, "close code echoed over TLS")
+            # Without the test CA, Python's own verification refuses the certificate.
+            try:
+                async with ws_connect(server.url, ssl=ssl.create_default_context()):
+                    raise AssertionError("a certificate from an unknown CA was accepted")
+            except ssl.SSLCertVerificationError:
+                pass
+
+
 CASES = [
     text_and_binary_of_every_size,
     every_size_with_deflate_offered,
@@ -121,6 +170,7 @@ CASES = [
     client_close_codes_are_echoed,
     stopped_server_closes_with_1001,
     many_concurrent_connections,
+    over_tls_with_deflate,
 ]
 
 if __name__ == "__main__":

@@ -166,9 +166,9 @@ class Sample:
         try:
             raw = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
             self.line = raw.decode().rstrip("\n")
-            urls = re.findall(r"ws://[^\s)]+", self.line)
+            urls = re.findall(r"wss?://[^\s)]+", self.line)
             if not urls:
-                raise AssertionError(f"{self.command}: no ws:// url in its first line {self.line!r} "
+                raise AssertionError(f"{self.command}: no ws:// or wss:// url in its first line {self.line!r} "
                                      f"(exit code {self.proc.returncode})")
             self.url = urls[-1]
         except BaseException:
