@@ -20,7 +20,7 @@ from harness import KIB, MIB, OP_CLOSE, OP_PING, OP_PONG, parse_close  # noqa: E
 
 # The big cases move hundreds of megabytes through Python and, in the sanitized build,
 # an instrumented server: a generous guard against a hang, not a speed check.
-harness.CASE_TIMEOUT = 900
+harness.CASE_TIMEOUT = 600
 
 # ---- command line ----
 
