@@ -3,7 +3,9 @@
 // goes to every connected client, the sender included.
 //
 //   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
-//        [--handshake-timeout MS] [--deflate] [--broadcast] [--cert FILE --key FILE] [--help]
+//        [--max-fragments N] [--handshake-timeout MS] [--close-timeout MS]
+//        [--max-queued-bytes BYTES] [--overflow close|drop|wait] [--deflate]
+//        [--broadcast] [--cert FILE --key FILE] [--stats] [--help]
 #include <websockets/server.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <stdexcept>
 #include <variant>
 #include <memory>
@@ -49,9 +52,20 @@ Echoes every WebSocket message back to its sender, with its opcode.
                              (default 16777216)
   --max-fragments N          most frames in one message; more close with 1009 (default 131072)
   --handshake-timeout MS     time a client has to send its upgrade request (default 10000)
+  --close-timeout MS         time a client has to answer our close frame before TCP is
+                             closed anyway (default 5000)
+  --max-queued-bytes BYTES   unsent bytes queued for one client, past which --overflow
+                             decides (default 4194304)
+  --overflow POLICY          what a message to a client past --max-queued-bytes meets:
+                             close (the client is closed with 1008; default), drop (the
+                             message is dropped for that client) or wait (the sender waits)
   --deflate                  accept permessage-deflate (RFC 7692) compression offers
   --broadcast                send every message to every connected client, the sender
                              included; fragmented messages are relayed as streams
+  --stats                    count connections: on SIGUSR1, and once more when it stops,
+                             print a line 'echo: stats opened=N closed=N open=N errors=N
+                             dropped=N closes=CODE:N,...' (close events by code; dropped:
+                             messages dropped by --overflow drop)
   --help                     show this help
 )";
 
@@ -83,6 +97,7 @@ std::uint64_t number(std::string_view option, std::string_view text, std::uint64
 struct arguments {
   websockets::server_options options;
   bool broadcast = false;
+  bool stats = false;
 };
 
 arguments parse(int argc, char** argv) {
@@ -100,6 +115,10 @@ arguments parse(int argc, char** argv) {
     }
     if (arg == "--deflate") {
       args.options.deflate.enabled = true;
+      continue;
+    }
+    if (arg == "--stats") {
+      args.stats = true;
       continue;
     }
     // --name VALUE or --name=VALUE
@@ -131,6 +150,21 @@ arguments parse(int argc, char** argv) {
       o.tls.certificate_chain_file = take();
     } else if (arg == "--key") {
       o.tls.private_key_file = take();
+    } else if (arg == "--close-timeout") {
+      o.close_timeout = std::chrono::milliseconds{number(arg, take(), 1, max_ms)};
+    } else if (arg == "--max-queued-bytes") {
+      o.max_queued_bytes = static_cast<std::size_t>(number(arg, take(), 1, std::uint64_t{1} << 40));
+    } else if (arg == "--overflow") {
+      const std::string_view policy = take();
+      if (policy == "close") {
+        o.overflow = websockets::overflow_policy::close;
+      } else if (policy == "drop") {
+        o.overflow = websockets::overflow_policy::drop;
+      } else if (policy == "wait") {
+        o.overflow = websockets::overflow_policy::wait;
+      } else {
+        fail(fmt::format("--overflow is close, drop or wait, not '{}'", policy));
+      }
     } else {
       fail(fmt::format("unknown argument '{}'", argv[i]));
     }
@@ -182,6 +216,51 @@ asio::awaitable<void> broadcast_streams(websockets::server& srv, websockets::gen
       asio::co_spawn(ex, websockets::pipe(start->peer, srv, {.include_sender = true}), report);
 }
 
+/// --stats: what the server reported, counted from its own events.
+struct counters {
+  std::uint64_t opened = 0;
+  std::uint64_t closed = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t dropped = 0; // by sockets that have closed; open ones are asked
+  std::map<std::uint16_t, std::uint64_t> close_codes;
+};
+
+asio::awaitable<void> count_opens(websockets::generator<socket_ptr> opened, counters& c) {
+  // Named results: g++ 12 miscompiles a discarded temporary in a co_await condition.
+  while (auto sock = co_await opened.next()) ++c.opened;
+}
+
+asio::awaitable<void> count_closes(websockets::generator<websockets::close_event> closes, counters& c) {
+  while (auto ev = co_await closes.next()) {
+    ++c.closed;
+    ++c.close_codes[ev->code];
+    c.dropped += ev->peer->dropped_messages();
+  }
+}
+
+asio::awaitable<void> count_errors(websockets::generator<websockets::error_event> errors, counters& c) {
+  while (auto ev = co_await errors.next()) ++c.errors;
+}
+
+void print_stats(const counters& c, const websockets::server& srv) {
+  std::uint64_t dropped = c.dropped;
+  for (const auto& sock : srv.sockets()) dropped += sock->dropped_messages();
+  std::string codes;
+  for (const auto& [code, n] : c.close_codes) codes += fmt::format("{}{}:{}", codes.empty() ? "" : ",", code, n);
+  fmt::print("echo: stats opened={} closed={} open={} errors={} dropped={} closes={}\n", c.opened, c.closed,
+             srv.connection_count(), c.errors, dropped, codes);
+  std::fflush(stdout);
+}
+
+/// Prints the counters on every SIGUSR1.
+void print_stats_on_signal(asio::signal_set& usr1, const counters& c, const websockets::server& srv) {
+  usr1.async_wait([&](const std::error_code& ec, int) {
+    if (ec) return;
+    print_stats(c, srv);
+    print_stats_on_signal(usr1, c, srv);
+  });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -196,17 +275,29 @@ int main(int argc, char** argv) {
     } else {
       asio::co_spawn(io, echo_all(srv), report);
     }
+    counters stats;
+    asio::signal_set usr1{io};
+    if (args.stats) {
+      asio::co_spawn(io, count_opens(srv.connections(), stats), report);
+      asio::co_spawn(io, count_closes(srv.closes(), stats), report);
+      asio::co_spawn(io, count_errors(srv.errors(), stats), report);
+      usr1.add(SIGUSR1);
+      print_stats_on_signal(usr1, stats, srv);
+    }
     asio::co_spawn(io, std::move(loop), report);
 
     asio::signal_set signals{io, SIGINT, SIGTERM};
     signals.async_wait([&](const std::error_code& ec, int) {
-      if (!ec) asio::co_spawn(io, srv.stop(), report);
+      if (ec) return;
+      usr1.cancel();
+      asio::co_spawn(io, srv.stop(), report);
     });
 
     const auto at = srv.local_endpoint();
     fmt::print("echo: listening on {}\n", listening_url(srv.options().url, at.port()));
     std::fflush(stdout);
     io.run();
+    if (args.stats) print_stats(stats, srv);
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "echo: {}\n", e.what());
     return 2;

@@ -21,7 +21,8 @@ from harness import (  # noqa: E402
 
 SIZES = [0, 1, 125, 126, 65535, 65536, MIB]
 FLAGS = ["--url", "--max-connections", "--timeout", "--max-message-size", "--handshake-timeout",
-         "--broadcast", "--help"]
+         "--close-timeout", "--max-queued-bytes", "--overflow", "--broadcast", "--stats", "--cert", "--key",
+         "--help"]
 
 # ---- arguments and the printed line ----
 
@@ -36,7 +37,8 @@ async def help_names_every_flag(echo):
 
 async def bad_arguments_exit_nonzero(echo):
     for args in (["--nope"], ["--timeout", "soon"], ["--max-connections"],
-                 ["--max-connections", "0"], ["--url", "http://127.0.0.1:0/"]):
+                 ["--max-connections", "0"], ["--url", "http://127.0.0.1:0/"],
+                 ["--overflow", "sometimes"], ["--max-queued-bytes", "0"]):
         code, out, err = await run_command(echo, *args)
         assert code != 0, f"{args}: exit code 0"
         assert err.strip(), f"{args}: nothing on stderr says why"

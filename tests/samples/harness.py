@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import struct
 import sys
 import traceback
@@ -290,16 +291,28 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def open_tcp(cls, url):
-        """A TCP connection to the server, nothing sent yet."""
+    async def open_tcp(cls, url, rcvbuf=None):
+        """A TCP connection to the server, nothing sent yet. `rcvbuf` sets SO_RCVBUF
+        before connecting (the window the server sees): a small one fills quickly."""
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        if rcvbuf is None:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            return cls(reader, writer)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        except BaseException:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_connection(sock=sock)
         return cls(reader, writer)
 
     @classmethod
-    async def connect(cls, url):
+    async def connect(cls, url, rcvbuf=None):
         """Opens TCP and completes the opening handshake, checking the server's answer."""
-        client = await cls.open_tcp(url)
+        client = await cls.open_tcp(url, rcvbuf)
         parts = urlsplit(url)
         key = base64.b64encode(os.urandom(16)).decode()
         await client.send_bytes(upgrade_request(parts.hostname, parts.port, parts.path or "/", key))
@@ -388,6 +401,13 @@ class RawClient:
                 pass
         except ConnectionError:
             pass  # a reset is a close too
+
+    def reset(self):
+        """Drops the connection with a TCP reset (SO_LINGER 0): the peer's pending
+        writes fail at once."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
     async def close(self):
         """Closes TCP, without a closing handshake."""
