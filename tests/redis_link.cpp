@@ -465,6 +465,38 @@ TEST_CASE("Redis killed and restarted: reported once, drops counted, links recon
   }, 60s);
 }
 
+TEST_CASE("past max_pending_bytes records are dropped: the receiver sees the gap and ends the cut stream") {
+  with_redis([](loopback::executor ex, redis_process& redis) -> asio::awaitable<void> {
+    auto options = peer::fast();
+    options.max_pending_bytes = 1000;
+    peer a(ex, redis.url(), options), b(ex, redis.url());
+    co_await all_connected(group(a, b));
+    const bytes piece = every_byte(500);
+    // Nothing is confirmed before the next suspension: 32 + 532 bytes pending, then
+    // 532 more would pass the limit.
+    const auto s = a.link.publish_stream_start(opcode::binary);
+    CHECK(a.link.publish_fragment(s, piece));
+    CHECK_FALSE(a.link.publish_fragment(s, piece));
+    CHECK_FALSE(a.link.publish_fragment(s, piece)); // the stream is cut
+    CHECK(a.link.stats().dropped == 2);
+    co_await until([&] { return b.records.size() == 2; }, "the start and the first piece");
+    CHECK(a.link.publish_stream_end(s));
+    CHECK(a.link.publish_message(opcode::text, as_bytes("after")));
+    co_await until([&] { return !b.of(redis_kind::message).empty(); }, "the message after");
+    co_await loopback::sleep(50ms);
+    REQUIRE(b.records.size() == 5);
+    CHECK(b.records[0].kind == redis_kind::stream_start);
+    CHECK(b.records[1].kind == redis_kind::stream_fragment);
+    CHECK(b.records[1].payload == piece);
+    CHECK(b.records[2].kind == redis_kind::gap);
+    CHECK(b.records[2].missed == 1);
+    CHECK(b.records[3].kind == redis_kind::stream_interrupted);
+    CHECK(b.records[3].stream == s);
+    CHECK(b.records[4].kind == redis_kind::message);
+    CHECK(b.records[4].payload == bytes_of("after"));
+  }, 30s);
+}
+
 TEST_CASE("a large stream crosses a Redis restart that happens before it") {
   with_redis([](loopback::executor ex, redis_process& redis) -> asio::awaitable<void> {
     peer a(ex, redis.url()), b(ex, redis.url());
