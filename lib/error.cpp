@@ -52,6 +52,7 @@ const char* message_of(error e) noexcept {
   case error::not_open: return "socket is not open";
   case error::send_queue_full: return "send queue past its limit: socket closed";
   case error::message_dropped: return "message dropped: send queue past its limit";
+  case error::redis_unavailable: return "Redis server unavailable: broadcasts reach this instance's peers only";
   }
   return nullptr;
 }

@@ -3,6 +3,9 @@
 # them and exits otherwise.
 packages=(meson ninja-build pkg-config g++ clang-16 libclang-rt-16-dev libasio-dev libfmt-dev
   libboost-url1.81-dev doctest-dev libssl-dev zlib1g-dev)
+# The Redis link (-Dredis, built when hiredis is found) and the real Redis its test
+# starts on a free port (tests/redis_link.cpp).
+packages+=(libhiredis-dev redis-server)
 if [[ ${test_peers:-false} == true ]]; then
   # Python's websockets (seen by /usr/bin/python3) and headless Chromium; Node's ws and
   # playwright-core come from tests/package.json.

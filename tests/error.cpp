@@ -33,6 +33,7 @@ TEST_CASE("every error has its own readable message") {
   check_range(static_cast<int>(error::head_too_large), static_cast<int>(error::too_many_connections));
   check_range(static_cast<int>(error::malformed_response), static_cast<int>(error::bad_extension_response));
   check_range(static_cast<int>(error::idle_timeout), static_cast<int>(error::message_dropped));
+  check_range(static_cast<int>(error::redis_unavailable), static_cast<int>(error::redis_unavailable));
   CHECK(make_error_code(static_cast<error>(9999)).message() == "unknown websockets error 9999");
 }
 

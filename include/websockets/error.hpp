@@ -66,6 +66,9 @@ enum class error {
   not_open,                 ///< The socket is closed or closing: nothing more is sent (not_connected).
   send_queue_full,          ///< A slow peer's queue passed max_queued_bytes: closed with 1008 (no_buffer_space).
   message_dropped,          ///< A message was dropped for a slow peer, as its policy says (no_buffer_space).
+
+  // Server level.
+  redis_unavailable = 400,  ///< The Redis server that links instances is unreachable: broadcasts stay local until it is back.
 };
 
 /// The category of every `websockets::error`; its name is "websockets". The connection
