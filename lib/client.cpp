@@ -14,7 +14,7 @@
 #include <string>
 #include <system_error>
 
-// g++ 12 inlines Asio's coroutine frame allocation (which may fall back to operator
+// g++ 12 inlines Asio's coroutine frame allocation (aligned_alloc, or operator
 // new) into connect_to and then wrongly sees a mismatched delete: a false positive.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
