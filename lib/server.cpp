@@ -150,6 +150,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
   port_ = std::move(url.port);
   path_ = std::move(url.path);
   if (url.secure) tls_ = make_server_tls(options_.tls);
+  check_redis_option(options_.redis);
 }
 
 // ---- Listening ----
@@ -157,6 +158,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
 void server_core::bind() {
   if (!acceptors_.empty()) return;
   if (stopping_) throw std::logic_error("server stopped");
+  start_redis();
   std::vector<asio::ip::address> addresses;
   const bool localhost = iequals(host_, "localhost");
   if (localhost) {
@@ -483,8 +485,15 @@ asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const st
       head.rsv2 || head.rsv3)
     throw std::invalid_argument(
         "broadcast: a whole text or binary message (fin set, no RSV bits); streams go through co_write");
+  publish_message(head.opcode, payload);
+  co_await deliver_message(head.opcode, payload, except);
+}
+
+asio::awaitable<void> server_core::deliver_message(opcode op, std::span<const std::byte> payload,
+                                                   const socket* except) {
+  auto self = shared_from_this();
   // Encoded once per form some peer needs: plain, and compressed for each window size.
-  message_frames frames{*this, head.opcode, payload};
+  message_frames frames{*this, op, payload};
   const auto frame_for = [&frames](connection& peer) -> const shared_bytes& { return frames.for_peer(peer); };
   co_await deliver(frame_for, nullptr, nullptr, except);
 }
@@ -541,12 +550,15 @@ asio::awaitable<void> server_core::co_write(std::span<const std::byte> chunk, op
     if (chunk.empty()) co_return; // no stream to end
     st = std::make_shared<outgoing_stream>();
     write_stream_ = st;
+    write_stream_remote_ = publish_stream_start(op);
     co_await open_stream(*st, op, nullptr);
   }
   if (!chunk.empty()) {
+    publish_fragment(write_stream_remote_, chunk);
     co_await stream_chunk(*st, chunk, false);
     co_return;
   }
+  publish_stream_end(write_stream_remote_);
   co_await stream_chunk(*st, {}, true);
   close_stream(*st);
   if (write_stream_ == st) write_stream_.reset();
@@ -558,6 +570,7 @@ asio::awaitable<void> server_core::stop() {
   auto self = shared_from_this();
   if (stopped_) co_return;
   stopping_ = true;
+  stop_redis();
   std::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor.close(ignored);
   for (auto* tcp : handshaking_) tcp->cancel(ignored);
@@ -603,6 +616,7 @@ void server_core::end_generators() noexcept {
 void server_core::shutdown_now() noexcept {
   stopping_ = true;
   stopped_ = true;
+  stop_redis();
   std::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor.close(ignored);
   for (auto* tcp : handshaking_) tcp->cancel(ignored);
@@ -637,6 +651,7 @@ asio::ip::tcp::endpoint server::local_endpoint() const { return core_->local_end
 asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view already_read) {
   if (core_->tls_ && !already_read.empty())
     throw std::invalid_argument("a wss:// server does the TLS handshake itself: hand it a connection before reading");
+  if (!core_->stopping_) core_->start_redis();
   return core_->handle(std::move(tcp), std::string(already_read));
 }
 

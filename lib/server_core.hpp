@@ -19,6 +19,11 @@
 
 namespace websockets::detail {
 
+struct redis_record;
+
+/// Throws `std::invalid_argument` for a `server_options::redis` url this build cannot use.
+void check_redis_option(const std::string& url);
+
 class server_core : public std::enable_shared_from_this<server_core> {
 public:
   server_core(asio::any_io_executor ex, server_options options);
@@ -36,6 +41,8 @@ public:
 
   // Sending to many.
   asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload, const socket* except);
+  /// A whole text or binary message to every open socket but `except`, encoded once per form.
+  asio::awaitable<void> deliver_message(opcode op, std::span<const std::byte> payload, const socket* except);
   asio::awaitable<void> co_write(std::span<const std::byte> chunk, opcode op);
   /// Waits for the server's stream slot, then fixes `st`'s targets (every open socket
   /// but `exclude`) and claims them.
@@ -60,6 +67,15 @@ public:
   [[nodiscard]] std::optional<deflate_params> agree_compression(const upgrade_request& request) const;
   /// The compressor shared by every socket whose messages go out with `window_bits`.
   message_compressor& compressor(int window_bits);
+
+  // The other instances, through Redis (server_redis.cpp); no-ops without `redis`.
+  /// Connects the Redis link and starts relaying what the other instances send.
+  void start_redis();
+  void stop_redis() noexcept;
+  void publish_message(opcode op, std::span<const std::byte> payload);
+  std::uint64_t publish_stream_start(opcode op);
+  void publish_fragment(std::uint64_t stream, std::span<const std::byte> chunk);
+  void publish_stream_end(std::uint64_t stream);
 
   asio::awaitable<void> stop();
   /// The destructor's stop: no waiting.
@@ -91,6 +107,9 @@ public:
   bool stream_busy_ = false;
   notifier stream_free_;
   std::shared_ptr<outgoing_stream> write_stream_; // co_write's
+  std::uint64_t write_stream_remote_ = 0;          // its id on the Redis link
+  struct remote_relay;
+  std::shared_ptr<remote_relay> remote_; // with `redis`: the link and what it relays
 
   hub<std::shared_ptr<socket>> connections_;
   hub<message> messages_;
@@ -101,6 +120,8 @@ public:
   hub<event> events_;
 
 private:
+  void on_remote_record(const redis_record& record);
+  asio::awaitable<void> relay_remote();
   asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor);
   asio::awaitable<void> report_error(std::error_code ec);
   asio::awaitable<void> answer(transport& io, std::string response);
