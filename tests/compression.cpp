@@ -568,7 +568,8 @@ TEST_CASE("an abandoned stream ends in every form: a relay whose sender drops, a
   });
 }
 
-TEST_CASE("concurrent co_write callers to a slow deflate peer: the stream decodes, each chunk whole and in its caller's order") {
+TEST_CASE("concurrent co_write callers to a slow deflate peer: the stream decodes, each chunk whole and in "
+          "its caller's order") {
   run([](executor ex) -> asio::awaitable<void> {
     // A queue that holds one fragment: every next one waits for room.
     fixture f{ex, compressing({.close_timeout = 300ms,
@@ -590,7 +591,8 @@ TEST_CASE("concurrent co_write callers to a slow deflate peer: the stream decode
       for (auto& c : chunk) c = static_cast<char>(rng());
       sent.push_back(std::move(chunk));
     }
-    auto writer = [](websockets::server& s, const std::vector<std::string>& chunks, int first) -> asio::awaitable<void> {
+    auto writer = [](websockets::server& s, const std::vector<std::string>& chunks,
+                     int first) -> asio::awaitable<void> {
       for (int i = first; i < first + per_writer; ++i) co_await s.co_write(bytes_of(chunks[i]));
     };
     co_await f.srv.co_write(bytes_of(sent[0])); // opens the stream
