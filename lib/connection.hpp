@@ -22,6 +22,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <any>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -160,12 +161,23 @@ connection_config config_from(websockets::role role, const Options& options) {
 }
 
 /// A server-side stream to a fixed set of sockets: `co_write`'s, or a pipe's relay.
+/// With permessage-deflate, the stream is one compressed message for the targets that
+/// agreed it: a deflater for each window size among them (the index), made when the
+/// stream opens and freed when it closes, compresses every chunk once for all of them.
 struct outgoing_stream {
   std::vector<std::shared_ptr<socket>> targets;
   websockets::opcode opcode = opcode::binary;
   bool open = false;    // holds the server's stream slot and its targets
   bool started = false; // the first frame, which carries the opcode, is out
+  bool sending = false; // a chunk is being queued: the next one waits its turn
+  bool plain = false;   // some target takes the stream uncompressed
+  std::array<std::unique_ptr<deflater>, 16> deflaters{};
+  std::vector<std::byte> compressed; // a chunk's deflate output, reused
 };
+
+/// One chunk of a stream encoded once in each form its targets need: index 0 plain,
+/// the others compressed with that many window bits.
+using stream_frames = std::array<shared_bytes, 16>;
 
 /// A `pipe` attached to a socket: where to relay, and when it is over.
 struct pipe_state {
@@ -217,6 +229,9 @@ public:
   /// The window bits a message of `size` bytes to this socket is compressed with; 0
   /// when it goes uncompressed (no permessage-deflate, or under the threshold).
   [[nodiscard]] int compression_bits(std::size_t size) const noexcept;
+  /// The window bits this socket's compressed messages use, whatever their size (a
+  /// stream's, whose size is unknown when it starts); 0 without permessage-deflate.
+  [[nodiscard]] int deflate_bits() const noexcept;
 
   // For the server.
   /// Starts a close without waiting for it (server stop).

@@ -138,6 +138,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
       read_pool_(std::make_shared<read_buffer_pool>(std::max<std::size_t>(config_.read_buffer, 512))),
       changed_(ex_),
       stream_free_(ex_),
+      stream_turn_(ex_),
       connections_(options_.event_queue),
       messages_(options_.event_queue),
       pongs_(options_.event_queue),
@@ -440,14 +441,6 @@ const shared_bytes& server_core::message_frames::for_peer(connection& peer) {
   return frame;
 }
 
-asio::awaitable<void> server_core::deliver(const shared_bytes& frame,
-                                           std::vector<std::shared_ptr<socket>>* targets,
-                                           const void* stream, const socket* except) {
-  // Named first: g++ 12 destroys a temporary in a co_await expression twice.
-  const auto same_frame = [&frame](connection&) -> const shared_bytes& { return frame; };
-  co_await deliver(same_frame, targets, stream, except);
-}
-
 template <class FrameFor>
 asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::shared_ptr<socket>>* targets,
                                            const void* stream, const socket* except) {
@@ -500,43 +493,99 @@ asio::awaitable<void> server_core::deliver_message(opcode op, std::span<const st
 
 asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, const socket* exclude) {
   while (stream_busy_) co_await stream_free_.wait();
-  stream_busy_ = true;
-  st.open = true;
   st.opcode = op;
   st.started = false;
+  st.sending = false;
+  st.plain = false;
   for (const auto& entry : registry_) {
     const auto& s = entry.second;
     auto& conn = socket_access::get(*s);
     if (s.get() == exclude || !conn.is_open()) continue;
-    conn.claim_stream(&st);
     st.targets.push_back(s);
+    // The whole stream is one message: compressed for every peer that agreed
+    // permessage-deflate (its size is unknown, so the small-message threshold does not
+    // apply), with a deflater per window size among them.
+    const int bits = conn.deflate_bits();
+    if (bits == 0) {
+      st.plain = true;
+    } else if (auto& d = st.deflaters.at(static_cast<std::size_t>(bits)); !d) {
+      try {
+        d = std::make_unique<deflater>(bits, options_.deflate.mem_level, options_.deflate.level, true);
+      } catch (...) {
+        st.targets.clear();
+        st.deflaters = {};
+        throw;
+      }
+    }
   }
+  // Claimed once nothing can fail any more.
+  for (const auto& s : st.targets) socket_access::get(*s).claim_stream(&st);
+  stream_busy_ = true;
+  st.open = true;
+}
+
+stream_frames server_core::encode_stream(outgoing_stream& st, std::span<const std::byte> chunk, bool fin) {
+  const bool first = !st.started;
+  const opcode op = first ? st.opcode : opcode::continuation;
+  stream_frames frames{};
+  if (st.plain) frames[0] = encode_frame(role::server, op, fin, chunk);
+  for (std::size_t bits = 1; bits < st.deflaters.size(); ++bits) {
+    if (!st.deflaters[bits]) continue;
+    // Every call's output ends on a byte boundary (a sync flush), so it goes out now;
+    // RSV1 marks the message's first frame only (RFC 7692 section 6.1).
+    st.compressed.clear();
+    st.deflaters[bits]->compress(chunk, fin, st.compressed);
+    frames[bits] = encode_frame(role::server, op, fin, st.compressed, first);
+  }
+  st.started = true;
+  return frames;
 }
 
 asio::awaitable<void> server_core::stream_chunk(outgoing_stream& st, std::span<const std::byte> chunk,
                                                 bool fin) {
+  // One fragment at a time: a compressed stream's bytes must reach each peer in the
+  // order they were compressed.
+  while (st.open && st.sending) co_await stream_turn_.wait();
   if (!st.open) co_return;
-  const opcode op = st.started ? opcode::continuation : st.opcode;
-  st.started = true;
-  const shared_bytes frame = encode_frame(role::server, op, fin, chunk);
-  co_await deliver(frame, &st.targets, &st);
+  struct sending_turn {
+    server_core& core;
+    outgoing_stream& st;
+    ~sending_turn() {
+      st.sending = false;
+      core.stream_turn_.notify_all();
+    }
+  };
+  st.sending = true;
+  const sending_turn held{*this, st};
+  const stream_frames frames = encode_stream(st, chunk, fin);
+  // Named first: g++ 12 destroys a temporary in a co_await expression twice.
+  const auto frame_for = [&frames](connection& peer) -> const shared_bytes& {
+    return frames[static_cast<std::size_t>(peer.deflate_bits())];
+  };
+  co_await deliver(frame_for, &st.targets, &st, nullptr);
 }
 
 void server_core::close_stream(outgoing_stream& st) noexcept {
   if (!st.open) return;
   for (const auto& s : st.targets) socket_access::get(*s).release_stream(&st);
   st.targets.clear();
+  st.deflaters = {};
+  std::vector<std::byte>{}.swap(st.compressed);
   st.open = false;
   stream_busy_ = false;
   stream_free_.notify_all();
+  stream_turn_.notify_all();
 }
 
 void server_core::abandon_stream(outgoing_stream& st) noexcept {
   if (!st.open) return;
   try {
-    const shared_bytes frame =
-        encode_frame(role::server, st.started ? opcode::continuation : st.opcode, true, {});
-    for (const auto& s : st.targets) socket_access::get(*s).enqueue_now(frame);
+    // A final frame in every form: the compressed ones end their deflate streams.
+    const stream_frames frames = encode_stream(st, {}, true);
+    for (const auto& s : st.targets) {
+      auto& conn = socket_access::get(*s);
+      conn.enqueue_now(frames[static_cast<std::size_t>(conn.deflate_bits())]);
+    }
   } catch (...) {
     // Out of memory: the peers get the close instead.
   }

@@ -47,9 +47,11 @@ public:
   /// Waits for the server's stream slot, then fixes `st`'s targets (every open socket
   /// but `exclude`) and claims them.
   asio::awaitable<void> open_stream(outgoing_stream& st, opcode op, const socket* exclude);
-  /// Sends one fragment of `st`; with `fin`, the last.
+  /// Sends one fragment of `st`; with `fin`, the last. Encoded once per form (plain,
+  /// compressed per window size), each form's bytes shared by its targets; fragments
+  /// from concurrent callers go out one after the other, in the order of their calls.
   asio::awaitable<void> stream_chunk(outgoing_stream& st, std::span<const std::byte> chunk, bool fin);
-  /// Releases `st`'s targets and the stream slot.
+  /// Releases `st`'s targets and the stream slot, and frees its deflaters.
   void close_stream(outgoing_stream& st) noexcept;
   /// Ends `st` at once with a final frame, past the queue limits, and closes it.
   void abandon_stream(outgoing_stream& st) noexcept;
@@ -106,6 +108,7 @@ public:
   std::array<std::unique_ptr<message_compressor>, 16> compressors_; // by window bits
   bool stream_busy_ = false;
   notifier stream_free_;
+  notifier stream_turn_; // a stream's fragment is queued: the next may go
   std::shared_ptr<outgoing_stream> write_stream_; // co_write's
   std::uint64_t write_stream_remote_ = 0;          // its id on the Redis link
   struct remote_relay;
@@ -135,8 +138,9 @@ private:
     std::array<shared_bytes, 16> compressed{};
     const shared_bytes& for_peer(connection& peer);
   };
-  asio::awaitable<void> deliver(const shared_bytes& frame, std::vector<std::shared_ptr<socket>>* targets,
-                                const void* stream, const socket* except = nullptr);
+  /// `chunk` as `st`'s next frame in every form its targets need (the deflaters
+  /// compress it, ending their message with `fin`).
+  [[nodiscard]] static stream_frames encode_stream(outgoing_stream& st, std::span<const std::byte> chunk, bool fin);
   /// Queues `frame_for(peer)` for every target (every socket but `except` without
   /// targets).
   template <class FrameFor>

@@ -758,7 +758,11 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
 }
 
 int connection::compression_bits(std::size_t size) const noexcept {
-  if (!config_.compression || size < config_.deflate.threshold) return 0;
+  return size < config_.deflate.threshold ? 0 : deflate_bits();
+}
+
+int connection::deflate_bits() const noexcept {
+  if (!config_.compression) return 0;
   return config_.role == role::server ? config_.compression->server_max_window_bits
                                       : config_.compression->client_max_window_bits;
 }

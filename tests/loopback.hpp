@@ -84,6 +84,21 @@ asio::awaitable<T> next(websockets::generator<T>& gen, std::chrono::milliseconds
   co_return std::move(**item);
 }
 
+/// The rest of a stream on a streams() generator, after its stream_start: the pieces
+/// joined, up to its stream_end (checked to be what ends it).
+inline asio::awaitable<std::string> rest_of_stream(websockets::generator<websockets::stream_event>& gen) {
+  std::string joined;
+  for (;;) {
+    auto ev = co_await next(gen);
+    if (auto* data = std::get_if<websockets::stream_data>(&ev)) {
+      joined += data->chunk;
+      continue;
+    }
+    CHECK(std::holds_alternative<websockets::stream_end>(ev));
+    co_return joined;
+  }
+}
+
 /// True when `gen` yields nothing within `limit` (or has ended).
 template <class T>
 asio::awaitable<bool> quiet(websockets::generator<T>& gen, std::chrono::milliseconds limit = 200ms) {

@@ -174,17 +174,7 @@ TEST_CASE("co_write streams fragments to every socket; an empty chunk ends the s
     auto start = co_await next(a_streams);
     REQUIRE(std::holds_alternative<websockets::stream_start>(start));
     CHECK(std::get<websockets::stream_start>(start).opcode == opcode::text);
-    std::string pieces;
-    for (;;) {
-      auto ev = co_await next(a_streams);
-      if (auto* d = std::get_if<websockets::stream_data>(&ev)) {
-        pieces += d->chunk;
-        continue;
-      }
-      CHECK(std::holds_alternative<websockets::stream_end>(ev));
-      break;
-    }
-    CHECK(pieces == "one two three");
+    CHECK(co_await rest_of_stream(a_streams) == "one two three");
     // b reads no streams: it gets the stream reassembled.
     CHECK((co_await next(b_messages)).text() == "one two three");
     co_await f.srv.stop();
@@ -432,15 +422,7 @@ TEST_CASE("pipe relays a fragmented message to the other sockets as it arrives")
     REQUIRE(std::holds_alternative<websockets::stream_data>(first));
     std::string got = std::get<websockets::stream_data>(first).chunk;
     co_await sender.send_frame(opcode::continuation, "bytes", true);
-    for (;;) {
-      auto ev = co_await next(receiver_streams);
-      if (auto* d = std::get_if<websockets::stream_data>(&ev)) {
-        got += d->chunk;
-        continue;
-      }
-      CHECK(std::holds_alternative<websockets::stream_end>(ev));
-      break;
-    }
+    got += co_await rest_of_stream(receiver_streams);
     CHECK(got == "image bytes");
     // The sender is not sent its own stream.
     CHECK(!(co_await sender.read_frame(std::chrono::milliseconds{200})));

@@ -361,15 +361,7 @@ TEST_CASE("one frame of at least stream_threshold bytes is streamed while it arr
       received += std::get<websockets::stream_data>(ev).chunk;
     }
     co_await raw.write(std::string_view{frame}.substr(2500));
-    for (;;) {
-      auto ev = co_await next(streams);
-      if (auto* data = std::get_if<websockets::stream_data>(&ev)) {
-        received += data->chunk;
-        continue;
-      }
-      CHECK(std::holds_alternative<websockets::stream_end>(ev));
-      break;
-    }
+    received += co_await rest_of_stream(streams);
     CHECK(received == payload);
     CHECK(co_await quiet(messages)); // read as a stream: not reassembled as well
     co_await f.srv.stop();

@@ -75,7 +75,9 @@ struct server_options {
   /// permessage-deflate (RFC 7692), off by default: `{.enabled = true}` accepts a
   /// client's offer. The server compresses every message on its own with compressors
   /// shared by all sockets (a broadcast compresses once), so a connection costs only
-  /// its inflater (2^peer_window_bits bytes of window, plus about 7 KB).
+  /// its inflater (2^peer_window_bits bytes of window, plus about 7 KB). A stream
+  /// (`co_write`, `pipe`) is one compressed message for every peer that agreed, whatever
+  /// its size (`threshold` does not apply), with compressors of its own while it runs.
   deflate_options deflate{};
   /// Subprotocols the server speaks, in its order of preference: the first of them the
   /// client offers is chosen (an accept hook may choose instead); none when empty.

@@ -6,9 +6,12 @@
 // failed.
 //   node tests/interop/node_client.mjs PATH_TO_ECHO [MAKE_CERTIFICATES]
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { WebSocket, TEXT_UNIT, patternBytes, split } from './ws.mjs';
 
 const [echoPath, makeCertificates] = process.argv.slice(2);
@@ -118,6 +121,132 @@ class Client {
   }
 }
 
+/**
+ * A bare TCP client speaking just enough WebSocket to see each frame as it comes (FIN,
+ * RSV1, opcode): the wire checked apart from any WebSocket library, its compressed
+ * messages inflated with Node's zlib directly.
+ */
+class RawPeer {
+  /** Upgrades; with `deflate`, offers permessage-deflate and fails unless it is agreed. */
+  static open(url, { deflate = false } = {}) {
+    const { hostname, port, pathname } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname);
+      let received = Buffer.alloc(0);
+      socket.once('error', reject);
+      socket.once('connect', () => socket.write([
+        `GET ${pathname} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13',
+        ...(deflate ? ['Sec-WebSocket-Extensions: permessage-deflate'] : []), '', ''].join('\r\n')));
+      const onHead = (chunk) => {
+        received = Buffer.concat([received, chunk]);
+        const end = received.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onHead);
+        socket.off('error', reject);
+        const head = received.subarray(0, end).toString();
+        const agreed = /^Sec-WebSocket-Extensions: *permessage-deflate/im.test(head);
+        if (!head.startsWith('HTTP/1.1 101') || agreed !== deflate) {
+          socket.destroy();
+          reject(new Error(`upgrade answered '${head.split('\r\n')[0]}', permessage-deflate ${agreed ? '' : 'not '}agreed`));
+          return;
+        }
+        resolve(new RawPeer(socket, received.subarray(end + 4)));
+      };
+      socket.on('data', onHead);
+    });
+  }
+
+  constructor(socket, rest) {
+    this.socket = socket;
+    this.buffer = rest;
+    this.frames = [];
+    this.wake = null;
+    this.ended = false;
+    socket.on('data', (chunk) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.#parse();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.ended = true;
+      this.#notify();
+    });
+    this.#parse();
+  }
+
+  #parse() {
+    for (;;) {
+      const b = this.buffer;
+      if (b.length < 2) break;
+      let size = b[1] & 0x7f;
+      let at = 2;
+      if (size === 126) {
+        if (b.length < 4) break;
+        size = b.readUInt16BE(2);
+        at = 4;
+      } else if (size === 127) {
+        if (b.length < 10) break;
+        size = Number(b.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (b[1] & 0x80) at += 4; // masked: no server may, which the checks below report
+      if (b.length < at + size) break;
+      this.frames.push({
+        fin: (b[0] & 0x80) !== 0, rsv1: (b[0] & 0x40) !== 0, masked: (b[1] & 0x80) !== 0,
+        opcode: b[0] & 0x0f, payload: b.subarray(at, at + size),
+      });
+      this.buffer = b.subarray(at + size);
+    }
+    this.#notify();
+  }
+
+  #notify() {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  /** The frames of the next data message, up to the one with FIN (control frames skipped). */
+  async message() {
+    const frames = [];
+    for (;;) {
+      while (this.frames.length === 0) {
+        if (this.ended) throw new Error(`the connection ended after ${frames.length} frames of a message`);
+        await new Promise((resolve) => { this.wake = resolve; });
+      }
+      const frame = this.frames.shift();
+      expect(!frame.masked, 'a masked frame from the server');
+      if (frame.opcode === 8) throw new Error(`closed after ${frames.length} frames of a message`);
+      if (frame.opcode > 8) continue;
+      frames.push(frame);
+      if (frame.fin) return frames;
+    }
+  }
+
+  close() {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * The bytes of a message's frames, checked as RFC 6455 and RFC 7692 want them: the
+ * opcode on the first frame only; with `compressed`, RSV1 on the first frame only and
+ * every frame but the last flushed (ending with 00 00 FF FF); without, no RSV1.
+ */
+function messageBytes(frames, opcode, compressed) {
+  const flushed = Buffer.from([0, 0, 0xff, 0xff]);
+  frames.forEach((frame, k) => {
+    const which = `frame ${k + 1} of ${frames.length}`;
+    expect(frame.opcode === (k === 0 ? opcode : 0), `${which} has opcode ${frame.opcode}`);
+    expect(frame.rsv1 === (compressed && k === 0), `${which} has RSV1 ${frame.rsv1 ? 'set' : 'clear'}`);
+    if (compressed && !frame.fin) expect(frame.payload.subarray(-4).equals(flushed), `${which} is not flushed`);
+  });
+  const payload = Buffer.concat(frames.map((frame) => frame.payload));
+  if (!compressed) return payload;
+  return zlib.inflateRawSync(Buffer.concat([payload, flushed]), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+}
+
 // ---- Checks and payloads ----
 
 function expect(ok, what) {
@@ -180,12 +309,13 @@ async function runAll() {
 
 // ---- The cases ----
 
-// Two echoes: the plain one most cases use, and one accepting permessage-deflate; and
-// with MAKE_CERTIFICATES, a third serving wss:// with deflate.
-let echo, deflating, secure = null;
+// Three echoes: the plain one most cases use, one accepting permessage-deflate, one
+// relaying with --broadcast; and with MAKE_CERTIFICATES, one serving wss:// with deflate.
+let echo, deflating, broadcasting, secure = null;
 try {
   echo = await startEcho('--max-connections', '300');
   deflating = await startEcho('--deflate');
+  broadcasting = await startEcho('--deflate', '--broadcast');
   if (makeCertificates) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'websockets-interop-tls-'));
     process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -270,6 +400,42 @@ if (secure) {
   });
 }
 
+// echo --deflate --broadcast relays a fragmented message to everyone (the sender
+// included) as a stream while it arrives: one compressed message for the clients that
+// agreed permessage-deflate, fragments compressed as they come (RSV1 on the first frame
+// only), and the plain message for the others.
+const relayed = [[true, patternBytes(1 << 20), 16], [false, Buffer.from(TEXT_UNIT.repeat(3000)), 9]];
+for (const [binary, whole, count] of relayed) {
+  const kind = binary ? 'binary' : 'text';
+  test(`deflate --broadcast: a ${kind} message in ${count} frames relayed as a compressed stream`, async () => {
+    const sender = await Client.open(broadcasting.url, { deflate: true });
+    const other = await Client.open(broadcasting.url, { deflate: true });
+    const plain = await Client.open(broadcasting.url);
+    const raw = await RawPeer.open(broadcasting.url, { deflate: true });
+    const rawPlain = await RawPeer.open(broadcasting.url);
+    try {
+      // Everyone is in once everyone has a first broadcast (a whole message).
+      const ready = Buffer.from('ready');
+      sender.ws.send(ready, { binary: false });
+      for (const client of [sender, other, plain]) expectMessage(await client.next('first broadcast'), ready, false);
+      for (const peer of [raw, rawPlain]) expectSame(messageBytes(await peer.message(), 1, false), ready);
+
+      sendFragmented(sender, split(whole, count), binary);
+      for (const client of [sender, other, plain]) expectMessage(await client.next('relayed message'), whole, binary);
+      const compressed = await raw.message();
+      expect(compressed.length > 1, 'the relay came in one frame, not as a stream');
+      const compressedSize = compressed.reduce((sum, frame) => sum + frame.payload.length, 0);
+      expect(compressedSize < whole.length / 2, `${compressedSize} B on the wire for ${whole.length}`);
+      expectSame(messageBytes(compressed, binary ? 2 : 1, true), whole);
+      expectSame(messageBytes(await rawPlain.message(), binary ? 2 : 1, false), whole);
+    } finally {
+      raw.close();
+      rawPlain.close();
+    }
+    await Promise.all([sender, other, plain].map((client) => client.close(1000)));
+  });
+}
+
 for (const payload of ['', 'interop', 'p'.repeat(125)]) {
   test(`ping of ${payload.length} B, pong with the same payload`, async () => {
     const client = await Client.open(url);
@@ -346,6 +512,11 @@ test('echo --deflate stopping on SIGTERM exits with 0', async () => {
   const how = await deflating.stop();
   expect(how === 0, `echo --deflate ended with ${how}`);
   if (secure) expect(await secure.stop() === 0, 'the wss:// echo exits with 0');
+});
+
+test('echo --deflate --broadcast stopping on SIGTERM exits with 0', async () => {
+  const how = await broadcasting.stop();
+  expect(how === 0, `echo --deflate --broadcast ended with ${how}`);
 });
 
 process.exitCode = (await runAll()) === 0 ? 0 : 1;
