@@ -7,6 +7,7 @@
 //   conformance [--deflate] [--case ID]... [--list] [--verbose] [--patience MS] ECHO-PROGRAM
 //   conformance [--deflate] [--case ID]... [--list] [--verbose] [--patience MS] --server ws://HOST:PORT/
 #include "cases.hpp"
+#include "deflate.hpp"
 #include "utf8_battery.hpp"
 
 #include <fmt/core.h>
@@ -228,6 +229,55 @@ bool utf8_checker_agrees() {
   return agrees;
 }
 
+/// Our check of the server's permessage-deflate answer must give RFC 7692's verdicts on
+/// these answers, or deflate mode would let a bad answer through.
+bool answer_checker_agrees() {
+  struct sample {
+    std::string_view offer;
+    std::string_view answer;
+    bool valid;
+  };
+  constexpr std::string_view usual = default_offer;
+  constexpr sample samples[] = {
+      {usual, "permessage-deflate", true},
+      {usual, "permessage-deflate; client_max_window_bits=12", true},
+      {usual, "permessage-deflate;client_max_window_bits=\"10\"", true},
+      {usual, "permessage-deflate ; server_no_context_takeover ;\tclient_no_context_takeover", true},
+      {usual, "permessage-deflate; server_max_window_bits=8", true},
+      {usual, "permessage-deflate; client_max_window_bits", false},
+      {usual, "permessage-deflate; client_max_window_bits=7", false},
+      {usual, "permessage-deflate; client_max_window_bits=08", false},
+      {usual, "permessage-deflate; server_max_window_bits=16", false},
+      {usual, "permessage-deflate; server_max_window_bits", false},
+      {usual, "permessage-deflate; server_no_context_takeover; server_no_context_takeover", false},
+      {usual, "permessage-deflate; server_no_context_takeover=1", false},
+      {usual, "permessage-deflate; unknown_parameter", false},
+      {usual, "permessage-deflate;", false},
+      {usual, "permessage-deflate, permessage-deflate", false},
+      {usual, "x-webkit-deflate-frame", false},
+      {"permessage-deflate", "permessage-deflate; client_max_window_bits=15", false},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=10", true},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=11", false},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate", true},
+      {"permessage-deflate; server_no_context_takeover", "permessage-deflate", false},
+      {"permessage-deflate; client_max_window_bits=10", "permessage-deflate; client_max_window_bits=11", false},
+  };
+  bool agrees = true;
+  for (const sample& x : samples) {
+    bool valid = true;
+    try {
+      (void)check_answer(std::string{x.answer}, read_offer(x.offer));
+    } catch (const std::runtime_error&) {
+      valid = false;
+    }
+    if (valid != x.valid) {
+      fmt::print(stderr, "conformance: our check calls the answer '{}' to '{}' {}\n", x.answer, x.offer, valid ? "valid" : "invalid");
+      agrees = false;
+    }
+  }
+  return agrees;
+}
+
 struct outcome {
   const test_case* which = nullptr;
   bool passed = false;
@@ -327,7 +377,7 @@ int main(int argc, char** argv) {
     for (const test_case& c : cases) fmt::print("{:<18} {}\n", c.id, c.title);
     return 0;
   }
-  if (!utf8_checker_agrees()) return 1;
+  if (!utf8_checker_agrees() || !answer_checker_agrees()) return 1;
   ::signal(SIGPIPE, SIG_IGN);
 
   try {
