@@ -671,6 +671,14 @@ void window_bits(case_list& c) {
                  "client_max_window_bits=9 and client_no_context_takeover offered: 20 messages compressed so: echoed",
                  alternating_compressed([](const deflate_agreement& a) { return a.client_max_window_bits <= 9; },
                                         "client_max_window_bits <= 9"));
+  // 8 bits: zlib compresses with 9 at least, whose matches reach 250 bytes back (the
+  // window less 262), within 2^8. RFC 7692 lets a server decline such an offer; the echo
+  // accepts it, and we require that.
+  c.add_offering("permessage-deflate; client_max_window_bits=8", "12.6.9",
+                 "client_max_window_bits=8 offered: accepted with 8; 20 messages compressed with zlib's smallest "
+                 "window, 9 bits (matches within 250 bytes): echoed",
+                 alternating_compressed([](const deflate_agreement& a) { return a.client_max_window_bits <= 8; },
+                                        "client_max_window_bits <= 8"));
   // 12.7: the server's window and context. We inflate its echoes with the window it
   // agreed to (a back reference further away fails the case), and drop our window
   // between messages when it agreed to server_no_context_takeover.
@@ -700,6 +708,13 @@ void window_bits(case_list& c) {
                        return a.server_no_context_takeover && a.server_max_window_bits <= 9 && a.client_max_window_bits <= 9;
                      },
                      "both windows <= 9 and server_no_context_takeover"));
+}
+
+/// 300 bytes of a few letters, which deflate codes with fixed Huffman codes in one block.
+std::string letters() {
+  std::string out;
+  for (int i = 0; i < 300; ++i) out += static_cast<char>('a' + i * 7 % 13);
+  return out;
 }
 
 void mixed(case_list& c) {
@@ -740,6 +755,20 @@ void mixed(case_list& c) {
     }
     s.close_normally();
   });
+  // An empty payload with RSV1 (not even the 00 of an empty block): an empty message.
+  // Inflating 00 00 FF FF alone would leave the stream inside a block header, and the
+  // next message (with context takeover) would be read as its rest.
+  c.add("12.8.6", "compressed text, then one with RSV1 and no payload at all, then compressed text: echoed, the second empty",
+        [](session& s) {
+          const std::string text = letters();
+          s.send(compressed_frames(op::text, s.compress(text)));
+          s.expect({message(op::text, text)});
+          s.send({with_rsv(text_frame(""), rsv1)});
+          s.expect({message(op::text, "")});
+          s.send(compressed_frames(op::text, s.compress(text)));
+          s.expect({message(op::text, text)});
+          s.close_normally();
+        });
   c.add("12.8.5", "a compressed message flushed midway (00 00 FF FF kept inside it), in two frames: echoed", [](session& s) {
     const std::string text = text_payload(8 * KiB);
     const std::string first = s.compress(std::string_view{text}.substr(0, 3000), message_deflater::ending::part);
@@ -779,6 +808,15 @@ void compression_errors(case_list& c) {
           // BFINAL 0, fixed codes: length 3 (code 257) at distance 24577 (code 29, extra bits
           // 0), then the end of the block: further back than all 100 bytes inflated so far.
           s.send({with_rsv(binary_frame(std::string{"\x02\x5e\x00\x00\x00", 5}), rsv1)});
+          s.expect_failure(invalid_payload);
+        });
+  // RFC 7692 7.2.1: with 00 00 FF FF put back, a message ends between two blocks. Cut
+  // inside one, zlib finds nothing wrong (it waits for the rest), but the message is not
+  // what was sent, and the next would be read as its rest.
+  c.add("12.9.14", "compressed binary cut inside its block (10 of its 20 bytes), no error from zlib itself: 1007",
+        [](session& s) {
+          const std::string data = s.compress(letters());
+          s.send(compressed_frames(op::binary, data.substr(0, 10)));
           s.expect_failure(invalid_payload);
         });
   // Deflate bombs against the echo's --max-message-size of 16 MiB.
