@@ -247,6 +247,8 @@ struct inflater::state {
   bool no_context_takeover = false;
   bool ended = false;      // the peer ended the deflate stream (BFINAL) in this message
   bool failed = false;
+  bool has_data = false;   // the current message has had compressed bytes
+  bool at_boundary = true; // zlib's last step ended between two blocks
   std::uint64_t limit = 0;
   std::uint64_t produced = 0; // bytes of the current message
 };
@@ -287,6 +289,9 @@ std::error_code inflater::inflate(std::span<const std::byte> in, bool fin, std::
       z.next_out = reinterpret_cast<Bytef*>(out.data() + used);
       z.avail_out = static_cast<uInt>(room);
       const int rc = ::inflate(&z, Z_SYNC_FLUSH);
+      // data_type + 128: between blocks. Only a step that got somewhere tells (a step
+      // with nothing to do turns zlib's "between blocks" into "reading a block head").
+      if (rc == Z_OK || rc == Z_STREAM_END) s.at_boundary = (z.data_type & 128) != 0;
       const std::size_t got = room - z.avail_out;
       out.resize(used + got);
       s.produced += got;
@@ -302,15 +307,22 @@ std::error_code inflater::inflate(std::span<const std::byte> in, bool fin, std::
       if (z.avail_in == 0 && z.avail_out != 0) return {};
     }
   };
+  if (!in.empty()) s.has_data = true;
   if (const auto ec = feed(reinterpret_cast<const unsigned char*>(in.data()), in.size())) return ec;
   if (!fin) return {};
   // The message ends: put back the empty block the sender dropped (not after a final
-  // block, which ended the stream).
-  if (!s.ended)
+  // block, which ended the stream). With it, the message must end between two blocks
+  // (RFC 7692 7.2.1): one cut inside a block would leave the next message to be read as
+  // its rest. A message with no compressed bytes at all is empty, and leaves the stream
+  // as it was (the 00 00 FF FF alone would be such a cut block).
+  if (!s.ended && s.has_data) {
     if (const auto ec = feed(empty_block_tail.data(), empty_block_tail.size())) return ec;
+    if (!s.ended && !s.at_boundary) return fail(error::bad_deflate_data);
+  }
   // After a final block, zlib needs a reset to take the next message.
   if (s.no_context_takeover || s.ended) inflateReset(&s.z);
   s.ended = false;
+  s.has_data = false;
   s.produced = 0;
   return {};
 }

@@ -351,3 +351,22 @@ TEST_CASE("a message whose last piece is empty still ends properly") {
   CHECK(inflate_all(in, wire) == "abc");
   CHECK(inflate_all(in, deflate_all(out, "abc")) == "abc"); // the shared window still agrees
 }
+
+TEST_CASE("a message cut inside a block is refused; one with no compressed bytes is empty (found by tests/conformance)") {
+  deflater out{15, 8, 6, false};
+  const std::string text = sample_text(300, 5);
+  const auto whole = deflate_all(out, text);
+  REQUIRE(whole.size() > 4);
+  // Cut: zlib sees nothing wrong (it waits for the block's rest), but with 00 00 FF FF put
+  // back the message does not end between two blocks (RFC 7692 7.2.1).
+  inflater cut{15, false, 1 << 20};
+  std::string out_text;
+  CHECK(cut.inflate(std::span{whole}.first(whole.size() / 2), true, out_text) == error::bad_deflate_data);
+  // No bytes at all: an empty message, and the stream goes on as before (inflating
+  // 00 00 FF FF alone would leave it inside a block head, reading the next message as its rest).
+  deflater again{15, 8, 6, false};
+  inflater in{15, false, 1 << 20};
+  CHECK(inflate_all(in, deflate_all(again, text)) == text);
+  CHECK(inflate_all(in, {}).empty());
+  CHECK(inflate_all(in, deflate_all(again, text)) == text);
+}

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -163,12 +164,22 @@ std::vector<std::size_t> offsets(std::size_t first, std::size_t last) {
 
 class case_list {
 public:
+  explicit case_list(suite_mode mode) : mode_(mode) {}
+  [[nodiscard]] suite_mode mode() const { return mode_; }
+  /// A case whose handshake offers permessage-deflate in deflate mode (default_offer).
   void add(std::string id, std::string title, script run, bool slow = false) {
-    cases_.push_back({std::move(id), std::move(title), std::move(run), slow});
+    std::optional<std::string> offer;
+    if (mode_.deflate) offer = std::string{default_offer};
+    cases_.push_back({std::move(id), std::move(title), std::move(run), slow, std::move(offer)});
+  }
+  /// A case whose handshake offers `offer`, or nothing, in either mode.
+  void add_offering(std::optional<std::string> offer, std::string id, std::string title, script run, bool slow = false) {
+    cases_.push_back({std::move(id), std::move(title), std::move(run), slow, std::move(offer)});
   }
   std::vector<test_case> take() { return std::move(cases_); }
 
 private:
+  suite_mode mode_;
   std::vector<test_case> cases_;
 };
 
@@ -228,14 +239,18 @@ void reserved_bits(case_list& c) {
   const std::string binary{"\x00\xff\xfe\xfd\xfc\xfb\x00\xff", 8};
   // 3.2 to 3.4: the ping after the bad frame is not answered. The message before it may
   // be echoed or not: failing at once is allowed (Autobahn's "non-strict").
+  // With permessage-deflate agreed, RSV = 4 (RSV1 alone) on a text frame marks it
+  // compressed: "Hello, world!" is then a stored block whose lengths do not match, 1007.
+  const auto code_for = [&](std::uint8_t rsv) { return rsv == 4 && c.mode().deflate ? invalid_payload : protocol_error; };
   const auto after_echo = [&](std::uint8_t rsv, writes how) {
-    return fails({text_frame(hello), with_rsv(text_frame(hello), rsv), ping_frame()}, protocol_error,
+    return fails({text_frame(hello), with_rsv(text_frame(hello), rsv), ping_frame()}, code_for(rsv),
                  {optional(message(op::text, hello))}, how);
   };
   c.add("3.1", "text frame with RSV = 1: 1002", fails({with_rsv(text_frame(hello), 1)}, protocol_error));
   c.add("3.2", "text, text with RSV = 2, ping in one write: 1002 (after an echo or not)", after_echo(2, writes::together));
   c.add("3.3", "text, text with RSV = 3, ping, one write each: 1002 (after an echo or not)", after_echo(3, writes::per_frame));
-  c.add("3.4", "text, text with RSV = 4, ping, byte by byte: 1002 (after an echo or not)", after_echo(4, writes::per_octet));
+  c.add("3.4", fmt::format("text, text with RSV = 4, ping, byte by byte: {} (after an echo or not)", code_for(4)),
+        after_echo(4, writes::per_octet));
   c.add("3.5", "binary frame with RSV = 5: 1002", fails({with_rsv(binary_frame(binary), 5)}, protocol_error));
   c.add("3.6", "ping with RSV = 6: 1002", fails({with_rsv(ping_frame(hello), 6)}, protocol_error));
   c.add("3.7", "close with RSV = 7: 1002", fails({with_rsv(close_frame(1000), 7)}, protocol_error));
@@ -514,10 +529,361 @@ void auto_fragmentation(case_list& c) {
   c.add("10.1.2", "text message of 4 KiB in one-byte fragments: echoed whole", echoes(op::text, 4096, 1));
 }
 
+
+// ---- permessage-deflate (Autobahn 12 and 13 in spirit) ----
+
+constexpr std::uint8_t rsv1 = 4;
+
+/// Bytes no compressor can shrink: deflate sends them in stored blocks.
+std::string random_payload(std::size_t size) {
+  std::mt19937 random{20240501};
+  std::string out(size, '\0');
+  for (char& b : out) b = static_cast<char>(random() & 0xFF);
+  return out;
+}
+
+/// A compressed message (or piece) as frames of `size` bytes of compressed data each (0:
+/// one frame); RSV1 on the first only. `opcode` continuation continues a message.
+std::vector<frame> compressed_frames(std::uint8_t opcode, const std::string& data, std::size_t size = 0, bool fin = true) {
+  std::vector<frame> out = fragments(opcode, data, size);
+  if (opcode != op::continuation) out.front().rsv = rsv1;
+  out.back().fin = fin;
+  return out;
+}
+
+enum class content { text, binary, random };
+
+std::string content_payload(content what, std::size_t size) {
+  switch (what) {
+  case content::text: return text_payload(size);
+  case content::binary: return binary_payload(size);
+  case content::random: return random_payload(size);
+  }
+  return {};
+}
+
+std::uint8_t content_opcode(content what) { return what == content::text ? op::text : op::binary; }
+const char* content_name(content what) {
+  return what == content::text ? "text" : what == content::binary ? "binary" : "random binary";
+}
+
+/// `count` messages of `size` bytes, each compressed by us (window and context takeover
+/// as agreed) in frames of `fragment` compressed bytes (0: one frame), echoed intact.
+script compressed_echoes(content what, std::size_t size, int count, std::size_t fragment = 0) {
+  return [=](session& s) {
+    const std::string payload = content_payload(what, size);
+    const std::uint8_t opcode = content_opcode(what);
+    for (int i = 0; i < count; ++i) {
+      s.send(compressed_frames(opcode, s.compress(payload), fragment));
+      s.expect({message(opcode, payload)});
+    }
+    s.close_normally();
+  };
+}
+
+/// Messages in a row: more of the small ones.
+int in_a_row(std::size_t size) { return size <= 4 * KiB ? 100 : size <= 64 * KiB ? 20 : 4; }
+
+/// The server agreed to `what` (`ok`), or the case fails.
+void require_agreement(bool ok, std::string_view what) {
+  if (!ok) throw case_failed{fmt::format("an agreement with {}", what), "another (see the handshake)"};
+}
+
+void compressed_messages(case_list& c) {
+  constexpr std::array<std::size_t, 9> sizes{16, 64, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB};
+  const std::string takeover_off = "permessage-deflate; client_no_context_takeover; client_max_window_bits";
+  // 12.1 to 12.3: messages compressed whole, with context takeover (the default offer).
+  int sub = 1;
+  for (const content what : {content::text, content::binary, content::random}) {
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      c.add(fmt::format("12.{}.{}", sub, i + 1),
+            fmt::format("{} {} messages of {}, compressed, with context takeover: echoed", in_a_row(sizes[i]), content_name(what),
+                        size_name(sizes[i])),
+            compressed_echoes(what, sizes[i], in_a_row(sizes[i])), sizes[i] >= 256 * KiB);
+    ++sub;
+  }
+  // 12.4: the compressed stream split over frames, down to one byte per frame.
+  constexpr std::array<std::size_t, 3> message_sizes{256, 64 * KiB, MiB};
+  constexpr std::array<std::size_t, 3> fragment_sizes{1, 64, 4 * KiB};
+  int n = 0;
+  for (const content what : {content::text, content::binary})
+    for (const std::size_t size : message_sizes)
+      for (const std::size_t fragment : fragment_sizes)
+        c.add(fmt::format("12.4.{}", ++n),
+              fmt::format("3 {} messages of {}, compressed, in frames of {} of compressed data: echoed", content_name(what),
+                          size_name(size), size_name(fragment)),
+              compressed_echoes(what, size, 3, fragment), size >= MiB);
+  // 12.5: without context takeover (offered: client_no_context_takeover).
+  constexpr std::array<std::size_t, 4> few_sizes{16, KiB, 64 * KiB, MiB};
+  n = 0;
+  for (const content what : {content::text, content::binary})
+    for (const std::size_t size : few_sizes)
+      c.add_offering(takeover_off, fmt::format("12.5.{}", ++n),
+                     fmt::format("{} {} messages of {}, compressed, no context takeover (offered): echoed", in_a_row(size),
+                                 content_name(what), size_name(size)),
+                     compressed_echoes(what, size, in_a_row(size)), size >= MiB);
+  n = 0;
+  for (const std::size_t fragment : {std::size_t{1}, std::size_t{100}})
+    c.add_offering(takeover_off, fmt::format("12.5.{}", 9 + n++),
+                   fmt::format("10 text messages of 16 KiB, compressed, no context takeover, in frames of {}: echoed", size_name(fragment)),
+                   compressed_echoes(content::text, 16 * KiB, 10, fragment));
+}
+
+/// `size` bytes repeating a random block of 3000: a compressor finds its matches 3000
+/// bytes back, or none with a window under 4 KiB (zlib's reach is the window less 262).
+std::string far_repeats(std::size_t size) {
+  const std::string block = random_payload(3000);
+  std::string out;
+  while (out.size() < size) out += block;
+  out.resize(size);
+  return out;
+}
+
+/// Text and binary of 64 KiB alternating, 10 of each, compressed with the agreed window;
+/// the binary repeats itself 3000 bytes back, out of reach of a window under 12 bits (a
+/// server compressing with more than it agreed to is caught by our inflater).
+script alternating_compressed(std::function<bool(const deflate_agreement&)> check, std::string what) {
+  return [=](session& s) {
+    require_agreement(check(*s.deflate()), what);
+    const std::string text = text_payload(64 * KiB);
+    const std::string binary = far_repeats(64 * KiB);
+    for (int i = 0; i < 10; ++i) {
+      s.send(compressed_frames(op::text, s.compress(text)));
+      s.expect({message(op::text, text)});
+      s.send(compressed_frames(op::binary, s.compress(binary)));
+      s.expect({message(op::binary, binary)});
+    }
+    s.close_normally();
+  };
+}
+
+void window_bits(case_list& c) {
+  // 12.6: the client's window. We offer client_max_window_bits=N: the server may ask for
+  // less (echo asks for 12), never more; we compress with what was agreed.
+  for (int bits = 9; bits <= 15; ++bits)
+    c.add_offering(fmt::format("permessage-deflate; client_max_window_bits={}", bits), fmt::format("12.6.{}", bits - 8),
+                   fmt::format("client_max_window_bits={} offered: answered with at most {}; 10 text and 10 binary of 64 KiB "
+                               "compressed with the window agreed: echoed",
+                               bits, bits),
+                   alternating_compressed([bits](const deflate_agreement& a) { return a.client_max_window_bits <= bits; },
+                                          fmt::format("client_max_window_bits <= {}", bits)));
+  c.add_offering("permessage-deflate; client_max_window_bits=9; client_no_context_takeover", "12.6.8",
+                 "client_max_window_bits=9 and client_no_context_takeover offered: 20 messages compressed so: echoed",
+                 alternating_compressed([](const deflate_agreement& a) { return a.client_max_window_bits <= 9; },
+                                        "client_max_window_bits <= 9"));
+  // 8 bits: zlib compresses with 9 at least, whose matches reach 250 bytes back (the
+  // window less 262), within 2^8. RFC 7692 lets a server decline such an offer; the echo
+  // accepts it, and we require that.
+  c.add_offering("permessage-deflate; client_max_window_bits=8", "12.6.9",
+                 "client_max_window_bits=8 offered: accepted with 8; 20 messages compressed with zlib's smallest "
+                 "window, 9 bits (matches within 250 bytes): echoed",
+                 alternating_compressed([](const deflate_agreement& a) { return a.client_max_window_bits <= 8; },
+                                        "client_max_window_bits <= 8"));
+  // 12.7: the server's window and context. We inflate its echoes with the window it
+  // agreed to (a back reference further away fails the case), and drop our window
+  // between messages when it agreed to server_no_context_takeover.
+  for (int bits = 9; bits <= 15; ++bits)
+    c.add_offering(fmt::format("permessage-deflate; server_max_window_bits={}; client_max_window_bits", bits),
+                   fmt::format("12.7.{}", bits - 8),
+                   fmt::format("server_max_window_bits={} offered: answered with at most {}; its compressed echoes keep to it",
+                               bits, bits),
+                   alternating_compressed([bits](const deflate_agreement& a) { return a.server_max_window_bits <= bits; },
+                                          fmt::format("server_max_window_bits <= {}", bits)));
+  c.add_offering("permessage-deflate; server_no_context_takeover; client_max_window_bits", "12.7.8",
+                 "server_no_context_takeover offered: accepted; 20 identical messages, each echo inflates alone",
+                 [](session& s) {
+                   require_agreement(s.deflate()->server_no_context_takeover, "server_no_context_takeover");
+                   const std::string text = text_payload(300); // its echo could copy the one before
+                   for (int i = 0; i < 20; ++i) {
+                     s.send({text_frame(text)});
+                     s.expect({message(op::text, text)});
+                   }
+                   s.close_normally();
+                 });
+  c.add_offering("permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9; "
+                 "client_max_window_bits=9",
+                 "12.7.9", "every parameter offered, windows of 9 bits: 20 messages compressed each way: echoed",
+                 alternating_compressed(
+                     [](const deflate_agreement& a) {
+                       return a.server_no_context_takeover && a.server_max_window_bits <= 9 && a.client_max_window_bits <= 9;
+                     },
+                     "both windows <= 9 and server_no_context_takeover"));
+}
+
+/// 300 bytes of a few letters, which deflate codes with fixed Huffman codes in one block.
+std::string letters() {
+  std::string out;
+  for (int i = 0; i < 300; ++i) out += static_cast<char>('a' + i * 7 % 13);
+  return out;
+}
+
+void mixed(case_list& c) {
+  c.add("12.8.1", "compressed and uncompressed messages alternating, 20 of each: echoed", [](session& s) {
+    const std::string text = text_payload(4 * KiB);
+    for (int i = 0; i < 20; ++i) {
+      s.send(compressed_frames(op::text, s.compress(text)));
+      s.expect({message(op::text, text)});
+      s.send({text_frame(text)});
+      s.expect({message(op::text, text)});
+    }
+    s.close_normally();
+  });
+  c.add("12.8.2", "empty text and binary messages, compressed (one 00 byte): echoed empty", [](session& s) {
+    for (const std::uint8_t opcode : {op::text, op::binary, op::text}) {
+      s.send(compressed_frames(opcode, s.compress("")));
+      s.expect({message(opcode, "")});
+    }
+    s.close_normally();
+  });
+  c.add("12.8.3", "a compressed text message in 3 frames with pings between: each pong at once, then the echo", [](session& s) {
+    const std::string text = text_payload(16 * KiB);
+    const std::string data = s.compress(text);
+    const std::size_t third = data.size() / 3;
+    s.send({with_rsv(text_frame(data.substr(0, third), false), rsv1), ping_frame("one")});
+    s.expect({pong("one")});
+    s.send({continuation_frame(data.substr(third, third), false), ping_frame("two")});
+    s.expect({pong("two")});
+    s.send({continuation_frame(data.substr(2 * third))});
+    s.expect({message(op::text, text)});
+    s.close_normally();
+  });
+  c.add("12.8.4", "3 compressed messages each ending with a final block (BFINAL, RFC 7692 7.2.3.3): echoed", [](session& s) {
+    const std::string text = text_payload(4 * KiB);
+    for (int i = 0; i < 3; ++i) {
+      s.send(compressed_frames(op::text, s.compress(text, message_deflater::ending::final_block)));
+      s.expect({message(op::text, text)});
+    }
+    s.close_normally();
+  });
+  // An empty payload with RSV1 (not even the 00 of an empty block): an empty message.
+  // Inflating 00 00 FF FF alone would leave the stream inside a block header, and the
+  // next message (with context takeover) would be read as its rest.
+  c.add("12.8.6", "compressed text, then one with RSV1 and no payload at all, then compressed text: echoed, the second empty",
+        [](session& s) {
+          const std::string text = letters();
+          s.send(compressed_frames(op::text, s.compress(text)));
+          s.expect({message(op::text, text)});
+          s.send({with_rsv(text_frame(""), rsv1)});
+          s.expect({message(op::text, "")});
+          s.send(compressed_frames(op::text, s.compress(text)));
+          s.expect({message(op::text, text)});
+          s.close_normally();
+        });
+  c.add("12.8.5", "a compressed message flushed midway (00 00 FF FF kept inside it), in two frames: echoed", [](session& s) {
+    const std::string text = text_payload(8 * KiB);
+    const std::string first = s.compress(std::string_view{text}.substr(0, 3000), message_deflater::ending::part);
+    const std::string rest = s.compress(std::string_view{text}.substr(3000));
+    s.send({with_rsv(text_frame(first, false), rsv1), continuation_frame(rest)});
+    s.expect({message(op::text, text)});
+    s.close_normally();
+  });
+}
+
+/// A deflate bomb: `size` zero bytes compressed as hard as zlib can (about 1000 to 1).
+std::string bomb(std::size_t size) {
+  message_deflater d{15, true, 9};
+  return d.compress(std::string(size, '\0'));
+}
+
+void compression_errors(case_list& c) {
+  const std::string hello = "Hello, world!";
+  const std::string kosme = "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5";
+  c.add("12.9.1", "a compressed text fragment, then a continuation with RSV1: 1002", [](session& s) {
+    const std::string data = s.compress(text_payload(1000));
+    s.send({with_rsv(text_frame(data.substr(0, 10), false), rsv1), with_rsv(continuation_frame(data.substr(10)), rsv1)});
+    s.expect_failure(protocol_error);
+  });
+  c.add("12.9.2", "ping with RSV1: 1002", fails({with_rsv(ping_frame(hello), rsv1)}, protocol_error));
+  c.add("12.9.3", "pong with RSV1: 1002", fails({with_rsv(pong_frame(hello), rsv1)}, protocol_error));
+  c.add("12.9.4", "close 1000 with RSV1: 1002", fails({with_rsv(close_frame(1000), rsv1)}, protocol_error));
+  c.add("12.9.5", "RSV1 text whose payload is a block of the reserved type 3: 1007",
+        fails({with_rsv(text_frame(std::string(8, '\xff')), rsv1)}, invalid_payload));
+  c.add("12.9.6", "RSV1 binary whose payload is a stored block with lengths that do not match: 1007",
+        fails({with_rsv(binary_frame(std::string{"\x00\x05\x00\x00\x00hello", 10}), rsv1)}, invalid_payload));
+  c.add("12.9.7", "valid compressed text, then RSV1 binary with a back reference before its start (fixed codes): 1007",
+        [](session& s) {
+          const std::string text = text_payload(100);
+          s.send(compressed_frames(op::text, s.compress(text)));
+          s.expect({message(op::text, text)});
+          // BFINAL 0, fixed codes: length 3 (code 257) at distance 24577 (code 29, extra bits
+          // 0), then the end of the block: further back than all 100 bytes inflated so far.
+          s.send({with_rsv(binary_frame(std::string{"\x02\x5e\x00\x00\x00", 5}), rsv1)});
+          s.expect_failure(invalid_payload);
+        });
+  // RFC 7692 7.2.1: with 00 00 FF FF put back, a message ends between two blocks. Cut
+  // inside one, zlib finds nothing wrong (it waits for the rest), but the message is not
+  // what was sent, and the next would be read as its rest.
+  c.add("12.9.14", "compressed binary cut inside its block (10 of its 20 bytes), no error from zlib itself: 1007",
+        [](session& s) {
+          const std::string data = s.compress(letters());
+          s.send(compressed_frames(op::binary, data.substr(0, 10)));
+          s.expect_failure(invalid_payload);
+        });
+  // Deflate bombs against the echo's --max-message-size of 16 MiB.
+  c.add("12.9.8", "a compressed message of 17 KiB inflating to 17 MiB: 1009", [](session& s) {
+    s.send(compressed_frames(op::binary, bomb(max_message + MiB)));
+    s.expect_failure(message_too_big);
+  }, true);
+  c.add("12.9.9", "fail fast: half of a compressed frame inflating to 48 MiB (24 MiB in that half): 1009 before the rest",
+        [](session& s) {
+          const std::string data = bomb(48 * MiB);
+          const std::string wire = s.encode(with_rsv(binary_frame(data), rsv1));
+          s.send_bytes(std::string_view{wire}.substr(0, wire.size() - data.size() / 2));
+          s.set_patience(1s);
+          s.expect_failure(message_too_big);
+        }, true);
+  c.add("12.9.10", "fail fast: first fragment of a compressed message inflating to 24 MiB: 1009 before the continuation",
+        [](session& s) {
+          const std::string data = bomb(48 * MiB);
+          s.send({with_rsv(binary_frame(data.substr(0, data.size() / 2), false), rsv1)});
+          s.set_patience(1s);
+          s.expect_failure(message_too_big);
+        }, true);
+  const std::string broken = kosme + "\xed\xa0\x80" + "edited"; // a surrogate at byte 12
+  c.add("12.9.11", "compressed text that inflates to invalid UTF-8: 1007", [broken](session& s) {
+    s.send(compressed_frames(op::text, s.compress(broken)));
+    s.expect_failure(invalid_payload);
+  });
+  c.add("12.9.12", "compressed text, 64 KiB, invalid UTF-8 at its end: 1007", [](session& s) {
+    const std::string text = text_payload(64 * KiB - 1) + "\xff";
+    s.send(compressed_frames(op::text, s.compress(text), 1000));
+    s.expect_failure(invalid_payload);
+  });
+  c.add("12.9.13", "fail fast: first compressed fragment with invalid UTF-8 (flushed): 1007 before the continuation",
+        [broken](session& s) {
+          s.send({with_rsv(text_frame(s.compress(broken, message_deflater::ending::part), false), rsv1)});
+          s.set_patience(1s);
+          s.expect_failure(invalid_payload);
+        });
+}
+
+/// RSV1 on a connection without permessage-deflate: nothing was offered.
+void not_agreed(case_list& c) {
+  const auto compressed_alone = [](const std::string& payload) {
+    message_deflater d{15, true};
+    return d.compress(payload);
+  };
+  const std::string text = text_payload(1000);
+  c.add_offering(std::nullopt, "12.10.1", "no extension offered: compressed text with RSV1: 1002",
+                 fails(compressed_frames(op::text, compressed_alone(text)), protocol_error));
+  c.add_offering(std::nullopt, "12.10.2", "no extension offered: compressed binary in 3 frames, RSV1 on the first: 1002",
+                 fails(compressed_frames(op::binary, compressed_alone(binary_payload(1000)), 100), protocol_error));
+}
+
+void compression(case_list& c) {
+  if (c.mode().deflate) {
+    compressed_messages(c);
+    window_bits(c);
+    mixed(c);
+    compression_errors(c);
+  }
+  not_agreed(c);
+}
+
 } // namespace
 
-std::vector<test_case> all_cases() {
-  case_list c;
+std::vector<test_case> all_cases(suite_mode mode) {
+  case_list c{mode};
   framing(c);
   pings(c);
   reserved_bits(c);
@@ -527,6 +893,7 @@ std::vector<test_case> all_cases() {
   closing(c);
   limits(c);
   auto_fragmentation(c);
+  compression(c);
   return c.take();
 }
 
@@ -542,6 +909,7 @@ std::string_view family_title(std::string_view family) {
   if (family == "7") return "close handling";
   if (family == "9") return "limits and performance";
   if (family == "10") return "auto-fragmentation";
+  if (family == "12") return "permessage-deflate";
   return "?";
 }
 

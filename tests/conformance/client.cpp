@@ -129,10 +129,11 @@ std::string describe(const event& e) {
   return "?";
 }
 
-client::client(const server_address& server, const std::string& key, std::chrono::milliseconds patience)
+client::client(const server_address& server, const std::string& key, std::chrono::milliseconds patience,
+               const std::optional<std::string>& offer)
     : fd_(connect_to(server)), patience_(patience) {
   try {
-    handshake(server, key);
+    handshake(server, key, offer);
   } catch (...) {
     ::close(fd_);
     throw;
@@ -141,16 +142,18 @@ client::client(const server_address& server, const std::string& key, std::chrono
 
 client::~client() { ::close(fd_); }
 
-void client::handshake(const server_address& server, const std::string& key) {
+void client::handshake(const server_address& server, const std::string& key, const std::optional<std::string>& offer) {
   const std::string host = server.host.find(':') != std::string::npos ? "[" + server.host + "]" : server.host;
+  const std::string extensions = offer ? fmt::format("Sec-WebSocket-Extensions: {}\r\n", *offer) : "";
   send(fmt::format("GET {} HTTP/1.1\r\n"
                    "Host: {}:{}\r\n"
                    "Upgrade: websocket\r\n"
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Key: {}\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
+                   "{}"
                    "\r\n",
-                   server.path, host, server.port, key));
+                   server.path, host, server.port, key, extensions));
   // Read the response head; the bytes after it are already frames.
   std::string response;
   const auto deadline = steady_clock::now() + patience_;
@@ -173,9 +176,17 @@ void client::handshake(const server_address& server, const std::string& key) {
   if (lower(header(head, "upgrade").value_or("")) != "websocket") throw refuse("Upgrade is not websocket");
   if (lower(header(head, "connection").value_or("")).find("upgrade") == std::string::npos) throw refuse("Connection lacks upgrade");
   if (header(head, "sec-websocket-accept") != accept_for(key)) throw refuse("wrong Sec-WebSocket-Accept");
-  // We offered no extension and no subprotocol: the server may not pick one.
-  if (header(head, "sec-websocket-extensions") || header(head, "sec-websocket-protocol"))
-    throw refuse("an extension or subprotocol nobody asked for");
+  // We offered no subprotocol, and no extension but permessage-deflate if any.
+  if (header(head, "sec-websocket-protocol")) throw refuse("a subprotocol nobody asked for");
+  const auto answer = header(head, "sec-websocket-extensions");
+  if (!offer && answer) throw refuse("an extension nobody asked for");
+  if (!offer) return;
+  try {
+    agreed_ = check_answer(answer, read_offer(*offer));
+  } catch (const std::runtime_error& e) {
+    throw refuse(e.what());
+  }
+  if (agreed_) inflater_ = std::make_unique<message_inflater>(agreed_->server_max_window_bits, agreed_->server_no_context_takeover);
 }
 
 void client::send(std::string_view bytes, std::size_t chop, std::chrono::microseconds pause) {
@@ -249,7 +260,13 @@ std::optional<event> client::on_frame(const wire_frame& f) {
   // RFC 6455 section 5: what a client must check of every frame from a server.
   if (close_seen_) return violation("a frame after the close frame");
   if (f.masked) return violation("masked frame from the server");
-  if (f.rsv != 0) return violation(fmt::format("reserved bits {} set", f.rsv));
+  // RFC 7692 section 6: with permessage-deflate agreed, RSV1 marks a compressed message,
+  // on its first frame only; never on control frames or continuations.
+  constexpr std::uint8_t rsv1 = 4;
+  const bool may_compress = agreed_ && (f.opcode == op::text || f.opcode == op::binary);
+  if (f.rsv != 0 && !(may_compress && f.rsv == rsv1))
+    return violation(fmt::format("reserved bits {} set{}", f.rsv,
+                                 !agreed_ ? "" : f.opcode == op::continuation ? " on a continuation" : is_control(f.opcode) ? " on a control frame" : ""));
   if (!f.minimal_length) return violation("payload length not in its shortest form");
   if (f.length_top_bit) return violation("64-bit payload length with its top bit set");
   const bool known = f.opcode <= op::binary || (f.opcode >= op::close && f.opcode <= op::pong);
@@ -274,6 +291,7 @@ std::optional<event> client::on_frame(const wire_frame& f) {
   if (f.opcode != op::continuation && message_opcode_) return violation("new message inside a fragmented one");
   if (f.opcode != op::continuation) {
     message_opcode_ = f.opcode;
+    message_compressed_ = f.rsv == rsv1;
     message_.clear();
   }
   message_ += f.payload;
@@ -281,6 +299,14 @@ std::optional<event> client::on_frame(const wire_frame& f) {
   event whole{.what = kind::message, .opcode = *message_opcode_, .payload = std::move(message_)};
   message_opcode_.reset();
   message_.clear();
+  ++messages_received_;
+  if (message_compressed_) {
+    ++compressed_received_;
+    std::string error;
+    auto inflated = inflater_->inflate(whole.payload, error);
+    if (!inflated) return violation(fmt::format("compressed {} message of {} bytes: {}", whole.opcode == op::text ? "text" : "binary", whole.payload.size(), error));
+    whole.payload = std::move(*inflated);
+  }
   if (whole.opcode == op::text && !check_utf8(whole.payload).valid())
     return violation(fmt::format("text message not UTF-8: {}", hex(whole.payload)));
   return whole;

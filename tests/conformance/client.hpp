@@ -3,11 +3,13 @@
 // what the server sends into events, checking every frame against RFC 6455 on the way.
 #pragma once
 
+#include "deflate.hpp"
 #include "wire.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,9 +51,12 @@ struct event {
 /// A WebSocket connection to the server under test, open once constructed.
 class client {
 public:
-  /// Connects and does the opening handshake with `key` (base64 of 16 bytes); throws
-  /// std::runtime_error saying what went wrong. `patience` bounds every wait.
-  client(const server_address& server, const std::string& key, std::chrono::milliseconds patience);
+  /// Connects and does the opening handshake with `key` (base64 of 16 bytes), offering
+  /// `offer` in Sec-WebSocket-Extensions (a permessage-deflate offer) if any; throws
+  /// std::runtime_error saying what went wrong, an answer breaking RFC 7692 included.
+  /// `patience` bounds every wait.
+  client(const server_address& server, const std::string& key, std::chrono::milliseconds patience,
+         const std::optional<std::string>& offer = std::nullopt);
   client(const client&) = delete;
   client& operator=(const client&) = delete;
   ~client();
@@ -65,8 +70,14 @@ public:
   /// The next event, waiting at most `wait` for it.
   [[nodiscard]] event next(std::chrono::milliseconds wait);
 
+  /// permessage-deflate as agreed in the handshake; none without it.
+  [[nodiscard]] const std::optional<deflate_agreement>& deflate() const { return agreed_; }
+  /// Whole messages received so far, and how many of them came compressed.
+  [[nodiscard]] std::size_t messages_received() const { return messages_received_; }
+  [[nodiscard]] std::size_t compressed_received() const { return compressed_received_; }
+
 private:
-  void handshake(const server_address& server, const std::string& key);
+  void handshake(const server_address& server, const std::string& key, const std::optional<std::string>& offer);
   /// Reads what is available within `wait_ms` into `inbound_`; false when nothing came.
   bool read_some(int wait_ms);
   /// The next event already in `inbound_`, if any.
@@ -82,7 +93,12 @@ private:
   bool write_failed_ = false;
   bool close_seen_ = false;
   std::optional<std::uint8_t> message_opcode_; // the server's fragmented message in progress
+  bool message_compressed_ = false;             // its first frame had RSV1
   std::string message_;
+  std::optional<deflate_agreement> agreed_;
+  std::unique_ptr<message_inflater> inflater_;
+  std::size_t messages_received_ = 0;
+  std::size_t compressed_received_ = 0;
 };
 
 } // namespace conformance

@@ -4,9 +4,10 @@
 // counts, then one paragraph per failed case. Exits 1 if any case failed (or the echo
 // did not exit cleanly), 2 for bad arguments.
 //
-//   conformance [--case ID]... [--list] [--verbose] [--patience MS] ECHO-PROGRAM
-//   conformance [--case ID]... [--list] [--verbose] [--patience MS] --server ws://HOST:PORT/
+//   conformance [--deflate] [--case ID]... [--list] [--verbose] [--patience MS] ECHO-PROGRAM
+//   conformance [--deflate] [--case ID]... [--list] [--verbose] [--patience MS] --server ws://HOST:PORT/
 #include "cases.hpp"
+#include "deflate.hpp"
 #include "utf8_battery.hpp"
 
 #include <fmt/core.h>
@@ -45,6 +46,9 @@ constexpr std::string_view usage = R"(usage: conformance [options] ECHO-PROGRAM
 Runs the conformance cases against the echo sample (started here, on a free port) or
 against a server already running.
 
+  --deflate        permessage-deflate mode: start the echo with --deflate, offer
+                   permessage-deflate in every handshake, inflate what comes compressed,
+                   and run the compression family (12) too
   --case ID        run only this case, or the cases under it: 6.4.1, 6.4, 6, 6.12.3-failfast
                    (repeatable)
   --list           list the cases (those selected) and exit
@@ -60,6 +64,7 @@ struct arguments {
   std::vector<std::string> selected;
   bool list = false;
   bool verbose = false;
+  bool deflate = false;
   std::chrono::milliseconds patience{5000};
 };
 
@@ -85,6 +90,8 @@ arguments parse(int argc, char** argv) {
       args.list = true;
     } else if (arg == "--verbose") {
       args.verbose = true;
+    } else if (arg == "--deflate") {
+      args.deflate = true;
     } else if (arg == "--server") {
       args.server_url = value();
     } else if (arg == "--patience") {
@@ -115,7 +122,7 @@ bool is_selected(std::string_view id, const std::vector<std::string>& patterns) 
 /// The echo sample, started on a free loopback port; stopped with SIGTERM by `stop()`.
 class echo_process {
 public:
-  explicit echo_process(const std::string& program) {
+  echo_process(const std::string& program, bool deflate) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     posix_spawn_file_actions_t actions;
@@ -125,6 +132,7 @@ public:
     // opens a connection, and a closed one may still be counted for a moment.
     std::vector<std::string> args = {program, "--url", "ws://127.0.0.1:0/", "--max-connections", "1000",
                                      "--max-message-size", "16777216"};
+    if (deflate) args.emplace_back("--deflate");
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -221,19 +229,78 @@ bool utf8_checker_agrees() {
   return agrees;
 }
 
+/// Our check of the server's permessage-deflate answer must give RFC 7692's verdicts on
+/// these answers, or deflate mode would let a bad answer through.
+bool answer_checker_agrees() {
+  struct sample {
+    std::string_view offer;
+    std::string_view answer;
+    bool valid;
+  };
+  constexpr std::string_view usual = default_offer;
+  constexpr sample samples[] = {
+      {usual, "permessage-deflate", true},
+      {usual, "permessage-deflate; client_max_window_bits=12", true},
+      {usual, "permessage-deflate;client_max_window_bits=\"10\"", true},
+      {usual, "permessage-deflate ; server_no_context_takeover ;\tclient_no_context_takeover", true},
+      {usual, "permessage-deflate; server_max_window_bits=8", true},
+      {usual, "permessage-deflate; client_max_window_bits", false},
+      {usual, "permessage-deflate; client_max_window_bits=7", false},
+      {usual, "permessage-deflate; client_max_window_bits=08", false},
+      {usual, "permessage-deflate; server_max_window_bits=16", false},
+      {usual, "permessage-deflate; server_max_window_bits", false},
+      {usual, "permessage-deflate; server_no_context_takeover; server_no_context_takeover", false},
+      {usual, "permessage-deflate; server_no_context_takeover=1", false},
+      {usual, "permessage-deflate; unknown_parameter", false},
+      {usual, "permessage-deflate;", false},
+      {usual, "permessage-deflate, permessage-deflate", false},
+      {usual, "x-webkit-deflate-frame", false},
+      {"permessage-deflate", "permessage-deflate; client_max_window_bits=15", false},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=10", true},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=11", false},
+      {"permessage-deflate; server_max_window_bits=10", "permessage-deflate", true},
+      {"permessage-deflate; server_no_context_takeover", "permessage-deflate", false},
+      {"permessage-deflate; client_max_window_bits=10", "permessage-deflate; client_max_window_bits=11", false},
+  };
+  bool agrees = true;
+  for (const sample& x : samples) {
+    bool valid = true;
+    try {
+      (void)check_answer(std::string{x.answer}, read_offer(x.offer));
+    } catch (const std::runtime_error&) {
+      valid = false;
+    }
+    if (valid != x.valid) {
+      fmt::print(stderr, "conformance: our check calls the answer '{}' to '{}' {}\n", x.answer, x.offer, valid ? "valid" : "invalid");
+      agrees = false;
+    }
+  }
+  return agrees;
+}
+
 struct outcome {
   const test_case* which = nullptr;
   bool passed = false;
   std::string expected{};
   std::string observed{};
   bool run = true; ///< false: the server had died before the case
+  std::size_t messages = 0;   ///< whole messages the server sent
+  std::size_t compressed = 0; ///< of those, compressed ones
 };
 
 outcome run(const test_case& c, const server_address& server, std::chrono::milliseconds patience) {
   outcome o{.which = &c};
   try {
-    session s{server, c.id, c.slow ? std::max(patience, std::chrono::milliseconds{30s}) : patience};
-    c.run(s);
+    session s{server, c.id, c.slow ? std::max(patience, std::chrono::milliseconds{30s}) : patience, c.offer};
+    try {
+      c.run(s);
+    } catch (...) {
+      o.messages = s.messages_received();
+      o.compressed = s.compressed_received();
+      throw;
+    }
+    o.messages = s.messages_received();
+    o.compressed = s.compressed_received();
     if (!s.finished()) throw case_failed{"the server's TCP close", "the case ended with the connection open"};
     o.passed = true;
   } catch (const case_failed& f) {
@@ -287,6 +354,12 @@ void print_report(const std::vector<outcome>& outcomes, const std::map<std::stri
       more += " " + o.which->id;
   }
   if (!more.empty()) fmt::print("\nFAIL as well:{}\n", more);
+  std::size_t messages = 0, compressed = 0;
+  for (const outcome& o : outcomes) {
+    messages += o.messages;
+    compressed += o.compressed;
+  }
+  if (compressed != 0) fmt::print("\n{} of the server's {} messages came compressed\n", compressed, messages);
   if (first_not_run) {
     const auto not_run = std::count_if(outcomes.begin(), outcomes.end(), [](const outcome& o) { return !o.run; });
     fmt::print("\nFAIL {} cases not run, from {} on: {}\n", not_run, first_not_run->which->id, first_not_run->observed);
@@ -297,22 +370,23 @@ void print_report(const std::vector<outcome>& outcomes, const std::map<std::stri
 
 int main(int argc, char** argv) {
   const arguments args = parse(argc, argv);
-  std::vector<test_case> cases = all_cases();
+  std::vector<test_case> cases = all_cases({.deflate = args.deflate});
   std::erase_if(cases, [&](const test_case& c) { return !is_selected(c.id, args.selected); });
   if (cases.empty()) bad_usage("no case matches");
   if (args.list) {
     for (const test_case& c : cases) fmt::print("{:<18} {}\n", c.id, c.title);
     return 0;
   }
-  if (!utf8_checker_agrees()) return 1;
+  if (!utf8_checker_agrees() || !answer_checker_agrees()) return 1;
   ::signal(SIGPIPE, SIG_IGN);
 
   try {
     std::optional<echo_process> echo;
-    if (!args.echo_program.empty()) echo.emplace(args.echo_program);
+    if (!args.echo_program.empty()) echo.emplace(args.echo_program, args.deflate);
     const std::string url = echo ? echo->url() : args.server_url;
     const server_address server = parse_ws_url(url);
-    fmt::print("conformance: {} cases against {}\n", cases.size(), url);
+    fmt::print("conformance: {} cases against {}{}\n", cases.size(), url,
+               args.deflate ? fmt::format(" with permessage-deflate (offering '{}')", default_offer) : "");
     std::fflush(stdout);
 
     std::vector<outcome> outcomes;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 
 namespace conformance {
@@ -78,10 +79,21 @@ expectation optional(expectation e) {
   return e;
 }
 
-session::session(const server_address& server, std::string_view seed, std::chrono::milliseconds patience)
+session::session(const server_address& server, std::string_view seed, std::chrono::milliseconds patience,
+                 const std::optional<std::string>& offer)
     : random_(static_cast<std::uint32_t>(std::hash<std::string_view>{}(seed))),
       patience_(patience),
-      client_(server, handshake_key(random_), patience) {}
+      client_(server, handshake_key(random_), patience, offer) {
+  if (offer && !client_.deflate())
+    throw case_failed{fmt::format("the server to accept '{}'", *offer), "no Sec-WebSocket-Extensions in its answer"};
+}
+
+std::string session::compress(std::string_view data, message_deflater::ending how) {
+  if (!deflate()) throw std::logic_error("compressing without permessage-deflate agreed");
+  if (!deflater_)
+    deflater_ = std::make_unique<message_deflater>(deflate()->client_max_window_bits, deflate()->client_no_context_takeover);
+  return deflater_->compress(data, how);
+}
 
 mask_key session::fresh_key() {
   const std::uint32_t r = random_();

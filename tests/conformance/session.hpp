@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -42,8 +43,10 @@ struct expectation {
 /// A connection to the server under test for one case.
 class session {
 public:
-  /// `seed` (the case's id) makes masking keys and the handshake key reproducible.
-  session(const server_address& server, std::string_view seed, std::chrono::milliseconds patience);
+  /// `seed` (the case's id) makes masking keys and the handshake key reproducible. With
+  /// an `offer` (permessage-deflate) the server must accept it: `case_failed` otherwise.
+  session(const server_address& server, std::string_view seed, std::chrono::milliseconds patience,
+          const std::optional<std::string>& offer = std::nullopt);
 
   /// The frame's bytes, masked with a fresh key.
   [[nodiscard]] std::string encode(const frame& f);
@@ -63,6 +66,15 @@ public:
   /// We close with 1000; the server answers with 1000 and closes TCP.
   void close_normally();
 
+  /// permessage-deflate as agreed in the handshake; none without it.
+  [[nodiscard]] const std::optional<deflate_agreement>& deflate() const { return client_.deflate(); }
+  /// Whole messages received, and how many came compressed.
+  [[nodiscard]] std::size_t messages_received() const { return client_.messages_received(); }
+  [[nodiscard]] std::size_t compressed_received() const { return client_.compressed_received(); }
+  /// A whole message (or a piece of one) compressed by our side of the connection
+  /// (window and context takeover as agreed), to send with RSV1 on its first frame.
+  [[nodiscard]] std::string compress(std::string_view data, message_deflater::ending how = message_deflater::ending::message);
+
   /// How long to wait for each thing the server must do from now on.
   void set_patience(std::chrono::milliseconds patience) { patience_ = patience; }
 
@@ -75,6 +87,7 @@ private:
   std::mt19937 random_;
   std::chrono::milliseconds patience_;
   client client_;
+  std::unique_ptr<message_deflater> deflater_; // once a case compresses
   bool finished_ = false;
 };
 
