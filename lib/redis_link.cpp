@@ -457,6 +457,13 @@ struct redis_link::state : std::enable_shared_from_this<redis_link::state> {
     ++attempt;
     timer.cancel();
     resolver.cancel();
+    // What was published last (a stream's end, at a server's stop) still goes out when
+    // the socket takes it now; freeing the context would discard it. Never waits.
+    if (pub.ac != nullptr && !(pub.ac->c.flags & REDIS_DISCONNECTING)) {
+      int done = 0;
+      for (int attempts = 0; attempts < 64 && done == 0; ++attempts)
+        if (redisBufferWrite(&pub.ac->c, &done) != REDIS_OK) break;
+    }
     close_connections();
   }
 

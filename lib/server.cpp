@@ -619,6 +619,8 @@ asio::awaitable<void> server_core::stop() {
   auto self = shared_from_this();
   if (stopped_) co_return;
   stopping_ = true;
+  // A co_write stream ends early here and at the other instances alike.
+  if (write_stream_) publish_stream_end(write_stream_remote_);
   stop_redis();
   std::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor.close(ignored);
@@ -741,6 +743,8 @@ std::vector<std::shared_ptr<socket>> server::sockets() const {
 }
 
 const server_options& server::options() const noexcept { return core_->options_; }
+
+bool server::redis_connected() const noexcept { return core_->redis_connected(); }
 
 asio::awaitable<void> pipe(std::shared_ptr<socket> from, server& to, pipe_options options) {
   // Not a coroutine: the pipe attaches now, before the caller's next suspension.

@@ -74,6 +74,7 @@ public:
   /// Connects the Redis link and starts relaying what the other instances send.
   void start_redis();
   void stop_redis() noexcept;
+  [[nodiscard]] bool redis_connected() const noexcept;
   void publish_message(opcode op, std::span<const std::byte> payload);
   std::uint64_t publish_stream_start(opcode op);
   void publish_fragment(std::uint64_t stream, std::span<const std::byte> chunk);

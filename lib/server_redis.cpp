@@ -176,6 +176,8 @@ void server_core::stop_redis() noexcept {
   remote_->changed.notify_all();
 }
 
+bool server_core::redis_connected() const noexcept { return remote_ && remote_->link->connected(); }
+
 void server_core::publish_message(opcode op, std::span<const std::byte> payload) {
   if (remote_) (void)remote_->link->publish_message(op, payload);
 }
@@ -201,6 +203,7 @@ void check_redis_option(const std::string& url) {
 struct server_core::remote_relay {};
 void server_core::start_redis() {}
 void server_core::stop_redis() noexcept {}
+bool server_core::redis_connected() const noexcept { return false; }
 void server_core::publish_message(opcode, std::span<const std::byte>) {}
 std::uint64_t server_core::publish_stream_start(opcode) { return 0; }
 void server_core::publish_fragment(std::uint64_t, std::span<const std::byte>) {}

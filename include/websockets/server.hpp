@@ -223,6 +223,10 @@ public:
   /// The options in force.
   [[nodiscard]] const server_options& options() const noexcept;
 
+  /// True while the link to the other instances (the `redis` option) is up and
+  /// subscribed: what is broadcast now reaches them. Always false without `redis`.
+  [[nodiscard]] bool redis_connected() const noexcept;
+
 private:
   friend struct detail::server_access;
   std::shared_ptr<detail::server_core> core_;
