@@ -173,6 +173,7 @@ struct outgoing_stream {
   bool plain = false;   // some target takes the stream uncompressed
   std::array<std::unique_ptr<deflater>, 16> deflaters{};
   std::vector<std::byte> compressed; // a chunk's deflate output, reused
+  std::uint64_t shared_as = 0; // its id on the Redis link, while other instances get it too
 };
 
 /// One chunk of a stream encoded once in each form its targets need: index 0 plain,

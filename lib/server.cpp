@@ -557,6 +557,10 @@ asio::awaitable<void> server_core::stream_chunk(outgoing_stream& st, std::span<c
   };
   st.sending = true;
   const sending_turn held{*this, st};
+  if (st.shared_as != 0) {
+    if (!chunk.empty()) publish_fragment(st.shared_as, chunk);
+    if (fin) publish_stream_end(std::exchange(st.shared_as, 0));
+  }
   const stream_frames frames = encode_stream(st, chunk, fin);
   // Named first: g++ 12 destroys a temporary in a co_await expression twice.
   const auto frame_for = [&frames](connection& peer) -> const shared_bytes& {
@@ -579,6 +583,8 @@ void server_core::close_stream(outgoing_stream& st) noexcept {
 
 void server_core::abandon_stream(outgoing_stream& st) noexcept {
   if (!st.open) return;
+  // Ended early, here and at the other instances alike.
+  if (st.shared_as != 0) publish_stream_end(std::exchange(st.shared_as, 0));
   try {
     // A final frame in every form: the compressed ones end their deflate streams.
     const stream_frames frames = encode_stream(st, {}, true);
@@ -599,15 +605,13 @@ asio::awaitable<void> server_core::co_write(std::span<const std::byte> chunk, op
     if (chunk.empty()) co_return; // no stream to end
     st = std::make_shared<outgoing_stream>();
     write_stream_ = st;
-    write_stream_remote_ = publish_stream_start(op);
+    st->shared_as = publish_stream_start(op);
     co_await open_stream(*st, op, nullptr);
   }
   if (!chunk.empty()) {
-    publish_fragment(write_stream_remote_, chunk);
     co_await stream_chunk(*st, chunk, false);
     co_return;
   }
-  publish_stream_end(write_stream_remote_);
   co_await stream_chunk(*st, {}, true);
   close_stream(*st);
   if (write_stream_ == st) write_stream_.reset();
@@ -619,16 +623,13 @@ asio::awaitable<void> server_core::stop() {
   auto self = shared_from_this();
   if (stopped_) co_return;
   stopping_ = true;
-  // A co_write stream ends early here and at the other instances alike.
-  if (write_stream_) publish_stream_end(write_stream_remote_);
-  stop_redis();
-  std::error_code ignored;
-  for (auto& acceptor : acceptors_) acceptor.close(ignored);
-  for (auto* tcp : handshaking_) tcp->cancel(ignored);
   if (write_stream_) {
     abandon_stream(*write_stream_);
     write_stream_.reset();
   }
+  std::error_code ignored;
+  for (auto& acceptor : acceptors_) acceptor.close(ignored);
+  for (auto* tcp : handshaking_) tcp->cancel(ignored);
   for (const auto& entry : registry_)
     socket_access::get(*entry.second).begin_close(close_code::going_away, "server stopping");
 
@@ -650,6 +651,8 @@ asio::awaitable<void> server_core::stop() {
     for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
     co_await wait_all(1s);
   }
+  // Last: the sockets' relays cut by their closes have told the other instances.
+  stop_redis();
   stopped_ = true;
   end_generators();
 }

@@ -111,7 +111,6 @@ public:
   notifier stream_free_;
   notifier stream_turn_; // a stream's fragment is queued: the next may go
   std::shared_ptr<outgoing_stream> write_stream_; // co_write's
-  std::uint64_t write_stream_remote_ = 0;          // its id on the Redis link
   struct remote_relay;
   std::shared_ptr<remote_relay> remote_; // with `redis`: the link and what it relays
 

@@ -344,6 +344,7 @@ asio::awaitable<void> connection::on_begin(opcode op) {
   if (pipe_ && !stop_reading_) {
     pipe_->relaying = true;
     relay_ = std::make_unique<outgoing_stream>();
+    relay_->shared_as = pipe_->to->publish_stream_start(op);
     co_await pipe_->to->open_stream(*relay_, op, pipe_->include_sender ? nullptr : &owner_);
   }
 }

@@ -32,6 +32,14 @@ struct instance : fixture {
   }
 };
 
+/// Streams wait for slow peers rather than close them (which the default policy does
+/// past 4 MiB queued).
+websockets::server_options lossless() {
+  websockets::server_options options;
+  options.overflow = websockets::overflow_policy::wait;
+  return options;
+}
+
 /// Waits up to 10 s for `ready()`, failing the test with `what` after that.
 asio::awaitable<void> until(const std::function<bool()>& ready, std::string_view what) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -163,11 +171,7 @@ TEST_CASE("three servers broadcasting at once: every peer gets every message onc
 TEST_CASE("a co_write stream crosses instances: 8 MiB of binary, whole and in order, read as a stream or a message") {
   redis_process redis;
   run([&](executor ex) -> asio::awaitable<void> {
-    // Lossless: the streams wait for slow peers rather than close them (which the
-    // default policy would do past 4 MiB queued).
-    websockets::server_options lossless;
-    lossless.overflow = websockets::overflow_policy::wait;
-    instance a{ex, redis.url(), lossless}, b{ex, redis.url(), lossless};
+    instance a{ex, redis.url(), lossless()}, b{ex, redis.url(), lossless()};
     co_await all_linked(a, b);
     auto local = co_await join(ex, a);
     auto streaming = co_await join(ex, b);
@@ -282,6 +286,41 @@ TEST_CASE("a stream cut by its server's stop ends early at the other instances, 
     // The slot is free again: b streams and broadcasts as before.
     co_await b.srv.broadcast(whole(opcode::text), "next");
     CHECK((co_await next(b1_messages)).text() == "next");
+    co_await b.srv.stop();
+  }, 30s);
+}
+
+TEST_CASE("a pipe relays a peer's stream to the peers of every instance, the sender left out") {
+  redis_process redis;
+  run([&](executor ex) -> asio::awaitable<void> {
+    instance a{ex, redis.url(), lossless()}, b{ex, redis.url(), lossless()};
+    co_await all_linked(a, b);
+    // a relays every stream its peers send, as the seed's example does.
+    auto relay = [](websockets::server& s, websockets::generator<websockets::stream_event> streams)
+        -> asio::awaitable<void> {
+      while (auto ev = co_await streams.next())
+        if (auto* start = std::get_if<websockets::stream_start>(&*ev))
+          asio::co_spawn(co_await asio::this_coro::executor, websockets::pipe(start->peer, s), asio::detached);
+    };
+    asio::co_spawn(ex, relay(a.srv, a.srv.streams()), asio::detached);
+    auto sender = co_await join(ex, a);
+    auto neighbour = co_await join(ex, a);
+    auto remote = co_await join(ex, b);
+    auto sender_messages = sender->messages();
+    auto neighbour_messages = neighbour->messages();
+    auto remote_messages = remote->messages();
+
+    // One frame past the server's stream_threshold (64 KiB) is read as a stream.
+    const auto payload = random_bytes(1 << 20, 3);
+    CHECK(!co_await sender->send(std::as_bytes(std::span{payload.data(), payload.size()})));
+    const auto at_neighbour = co_await next(neighbour_messages);
+    CHECK(at_neighbour.opcode == opcode::binary);
+    CHECK(at_neighbour.payload == payload);
+    const auto at_remote = co_await next(remote_messages);
+    CHECK(at_remote.opcode == opcode::binary);
+    CHECK(at_remote.payload == payload);
+    CHECK(co_await quiet(sender_messages, 300ms));
+    co_await a.srv.stop();
     co_await b.srv.stop();
   }, 30s);
 }

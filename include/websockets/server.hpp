@@ -89,15 +89,17 @@ struct server_options {
   /// The certificate and key of a `wss://` server; unused for `ws://`. Plain HTTP
   /// requests (`on_http`) are served over TLS too.
   server_tls tls{};
-  /// Other instances to share broadcasts and `co_write` streams with, through a Redis
-  /// pub/sub channel: `redis://host[:port][/channel]` (port 6379, channel `websockets`
-  /// by default); empty: this instance alone. What this server broadcasts or streams
-  /// with `co_write` reaches the peers of every instance on the channel once, and what
-  /// they send reaches ours, in order. Delivery is at most once: while Redis is away
-  /// (an error event `error::redis_unavailable`; the server reconnects by itself with
-  /// back-off) each instance serves its own peers only, and what was sent meanwhile does
-  /// not cross; a stream cut by an outage ends early at the other instances. Pipes are
-  /// relayed locally only. Needs a build with hiredis (`std::invalid_argument` otherwise).
+  /// Other instances to share broadcasts and streams with, through a Redis pub/sub
+  /// channel: `redis://host[:port][/channel]` (port 6379, channel `websockets` by
+  /// default); empty: this instance alone. What this server broadcasts, streams with
+  /// `co_write` or relays with `pipe` reaches the peers of every instance on the channel
+  /// once (`except` and `include_sender` concern this instance's sockets only), and
+  /// what they send reaches ours, each instance's in its order. Delivery is at most
+  /// once: while Redis is away (an error event `error::redis_unavailable`; the server
+  /// reconnects by itself with back-off) each instance serves its own peers only, and
+  /// what was sent meanwhile does not cross; a stream cut by an outage, or by its
+  /// server's stop, ends early at the other instances. Needs a build with hiredis
+  /// (`std::invalid_argument` otherwise).
   std::string redis{};
 };
 
