@@ -5,7 +5,7 @@
 //   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
 //        [--max-fragments N] [--handshake-timeout MS] [--close-timeout MS]
 //        [--max-queued-bytes BYTES] [--overflow close|drop|wait] [--deflate]
-//        [--broadcast] [--cert FILE --key FILE] [--stats] [--help]
+//        [--broadcast] [--redis URL] [--cert FILE --key FILE] [--stats] [--help]
 #include <websockets/server.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -62,6 +62,10 @@ Echoes every WebSocket message back to its sender, with its opcode.
   --deflate                  accept permessage-deflate (RFC 7692) compression offers
   --broadcast                send every message to every connected client, the sender
                              included; fragmented messages are relayed as streams
+  --redis URL                with --broadcast: share broadcasts and relayed streams with the
+                             other echo servers on redis://HOST[:PORT][/CHANNEL], so the
+                             clients of every server get them (Redis errors are printed,
+                             and the server reconnects by itself)
   --stats                    count connections: on SIGUSR1, and once more when it stops,
                              print a line 'echo: stats opened=N closed=N open=N errors=N
                              dropped=N closes=CODE:N,...' (close events by code; dropped:
@@ -146,6 +150,8 @@ arguments parse(int argc, char** argv) {
       o.max_fragments = static_cast<std::uint32_t>(number(arg, take(), 1, 1U << 31));
     } else if (arg == "--handshake-timeout") {
       o.handshake_timeout = std::chrono::milliseconds{number(arg, take(), 1, max_ms)};
+    } else if (arg == "--redis") {
+      o.redis = take();
     } else if (arg == "--cert") {
       o.tls.certificate_chain_file = take();
     } else if (arg == "--key") {
@@ -174,6 +180,7 @@ arguments parse(int argc, char** argv) {
     fail("--cert and --key go with a wss:// url");
   if (secure && (args.options.tls.certificate_chain_file.empty() || args.options.tls.private_key_file.empty()))
     fail("a wss:// url needs --cert and --key");
+  if (!args.options.redis.empty() && !args.broadcast) fail("--redis goes with --broadcast");
   return args;
 }
 
@@ -214,6 +221,15 @@ asio::awaitable<void> broadcast_streams(websockets::server& srv, websockets::gen
   while (auto ev = co_await streams.next())
     if (auto* start = std::get_if<websockets::stream_start>(&*ev))
       asio::co_spawn(ex, websockets::pipe(start->peer, srv, {.include_sender = true}), report);
+}
+
+/// --redis: the link's outages (errors without a socket), as they happen.
+asio::awaitable<void> print_server_errors(websockets::generator<websockets::error_event> errors) {
+  while (auto ev = co_await errors.next()) {
+    if (ev->peer) continue;
+    fmt::print(stderr, "echo: {}\n", ev->error.message());
+    std::fflush(stderr);
+  }
 }
 
 /// --stats: what the server reported, counted from its own events.
@@ -272,6 +288,7 @@ int main(int argc, char** argv) {
     if (args.broadcast) {
       asio::co_spawn(io, broadcast_messages(srv, srv.messages()), report);
       asio::co_spawn(io, broadcast_streams(srv, srv.streams()), report);
+      if (!args.options.redis.empty()) asio::co_spawn(io, print_server_errors(srv.errors()), report);
     } else {
       asio::co_spawn(io, echo_all(srv), report);
     }

@@ -7,22 +7,25 @@ which only /usr/bin/python3 sees) and by the harness's raw client.
 import asyncio
 import os
 import re
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import websockets  # noqa: E402
 
 from harness import (  # noqa: E402
-    MIB, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawClient, Sample, bytes_of_size,
+    MIB, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawClient, Sample, abbreviate, bytes_of_size,
     check_equal, close_all, encode_frame, executable_from_argv, parse_close, refusal_status,
     roundtrip, run_cases, run_command, text_of_size, within, ws_connect)
 
 SIZES = [0, 1, 125, 126, 65535, 65536, MIB]
 FLAGS = ["--url", "--max-connections", "--timeout", "--max-message-size", "--handshake-timeout",
-         "--close-timeout", "--max-queued-bytes", "--overflow", "--broadcast", "--stats", "--cert", "--key",
-         "--help"]
+         "--close-timeout", "--max-queued-bytes", "--overflow", "--broadcast", "--redis", "--stats", "--cert",
+         "--key", "--help"]
 
 # ---- arguments and the printed line ----
 
@@ -38,7 +41,8 @@ async def help_names_every_flag(echo):
 async def bad_arguments_exit_nonzero(echo):
     for args in (["--nope"], ["--timeout", "soon"], ["--max-connections"],
                  ["--max-connections", "0"], ["--url", "http://127.0.0.1:0/"],
-                 ["--overflow", "sometimes"], ["--max-queued-bytes", "0"]):
+                 ["--overflow", "sometimes"], ["--max-queued-bytes", "0"],
+                 ["--redis", "redis://127.0.0.1:1"], ["--broadcast", "--redis", "http://127.0.0.1/"]):
         code, out, err = await run_command(echo, *args)
         assert code != 0, f"{args}: exit code 0"
         assert err.strip(), f"{args}: nothing on stderr says why"
@@ -172,6 +176,82 @@ async def broadcast_relays_a_big_frame_as_it_arrives(echo):
             check_equal(head + rest, data, f"big frame at client {n}")
         await close_all(*clients)
 
+# ---- two echoes joined through Redis ----
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, without persistence."""
+
+    async def __aenter__(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="echo-redis-")
+        self.proc = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", self.dir, stdout=asyncio.subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return self
+            except OSError:
+                await asyncio.sleep(0.025)
+        raise AssertionError("redis-server did not start")
+
+    async def __aexit__(self, *exc):
+        self.proc.kill()
+        await self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/echo-test"
+
+
+async def until_linked(sender, others):
+    """Sends probes from `sender` until every one of `others` hears one (both echoes
+    have joined the channel), then a marker, and reads everyone up to it."""
+    for n in range(200):
+        await sender.send(f"probe {n}")
+        try:
+            await asyncio.gather(*(asyncio.wait_for(ws.recv(), 0.05) for ws in others))
+            break
+        except asyncio.TimeoutError:
+            continue
+    else:
+        raise AssertionError("the echoes never relayed to each other")
+    await sender.send("linked")
+    for ws in [sender, *others]:
+        while await within(10, ws.recv(), "the marker") != "linked":
+            pass
+
+
+async def redis_joins_two_broadcasting_echoes(echo):
+    if shutil.which("redis-server") is None:
+        raise AssertionError("redis-server is not installed (tests/debian-packages.sh installs it)")
+    async with RedisServer() as redis, \
+            Sample(echo, "--broadcast", "--redis", redis.url) as one, \
+            Sample(echo, "--broadcast", "--redis", redis.url) as two:
+        a, b = await ws_connect(one.url), await ws_connect(two.url)
+        await until_linked(a, [b])
+        messages = ["hello both", bytes(range(256)), bytes_of_size(MIB), ["frag", "mented"],
+                    [bytes_of_size(100000), bytes_of_size(5)]]
+        for i, message in enumerate(messages):
+            sender = (a, b)[i % 2]
+            await sender.send(message)
+            for name, ws in (("one", a), ("two", b)):
+                check_equal(await within(10, ws.recv(), f"message {i} at {name}"), whole(message),
+                            f"message {i} at the client of echo {name}")
+        # Once each: nothing more is on its way.
+        for ws in (a, b):
+            try:
+                extra = await asyncio.wait_for(ws.recv(), 0.3)
+                raise AssertionError(f"a message arrived twice: {abbreviate(extra)}")
+            except asyncio.TimeoutError:
+                pass
+        await close_all(a, b)
+
 # ---- limits ----
 
 
@@ -302,6 +382,7 @@ CASES = [
     broadcast_reaches_everyone_sender_included,
     broadcast_relays_fragments_as_they_arrive,
     broadcast_relays_a_big_frame_as_it_arrives,
+    redis_joins_two_broadcasting_echoes,
     max_connections_refuses_with_503,
     idle_client_is_pinged_then_closed,
     live_client_stays_past_timeouts,
