@@ -124,6 +124,9 @@ struct chat_server {
   std::map<chat::client_id, std::weak_ptr<socket>> peers;
   /// Set at SIGINT or SIGTERM: periodic work ends.
   bool stopping = false;
+  /// With --redis: the link to the other instances was up when last looked at (and
+  /// said so); cleared by an outage's error event, however short the outage.
+  bool redis_linked = false;
 
   /// Sends `deliveries`; the caller holds `out`. Every delivery to many is one
   /// broadcast, encoded once.
@@ -156,7 +159,6 @@ constexpr std::chrono::seconds roster_period{5};
 /// at stop (`chat.stopping`, and `timer` cancelled).
 asio::awaitable<void> send_rosters(chat_server& chat, asio::steady_timer& timer, std::string redis) {
   constexpr std::chrono::seconds tick{1};
-  bool linked = false;
   auto since_roster = roster_period; // the first tick sends one
   for (;;) {
     timer.expires_after(tick);
@@ -164,12 +166,12 @@ asio::awaitable<void> send_rosters(chat_server& chat, asio::steady_timer& timer,
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec || chat.stopping) co_return;
     since_roster += tick;
-    const bool now_linked = chat.srv.redis_connected();
-    if (now_linked && !linked) {
+    const bool linked = chat.srv.redis_connected();
+    if (linked && !chat.redis_linked) {
       fmt::print(stderr, "chat: sharing the room through {}\n", redis);
       since_roster = roster_period;
     }
-    linked = now_linked;
+    chat.redis_linked = linked;
     if (since_roster < roster_period) continue;
     since_roster = {};
     std::vector<chat::delivery> roster{chat.room.roster()};
@@ -181,8 +183,11 @@ asio::awaitable<void> send_rosters(chat_server& chat, asio::steady_timer& timer,
 /// away, on stderr; the server keeps serving its own users meanwhile.
 asio::awaitable<void> print_server_errors(chat_server& chat) {
   auto errors = chat.srv.errors();
-  while (auto e = co_await errors.next())
-    if (!e->peer) fmt::print(stderr, "chat: {}\n", e->error.message());
+  while (auto e = co_await errors.next()) {
+    if (e->peer) continue;
+    if (e->error == websockets::error::redis_unavailable) chat.redis_linked = false;
+    fmt::print(stderr, "chat: {}\n", e->error.message());
+  }
 }
 
 /// How long a client has, after `/file`, to start sending the bytes (while it has not,
