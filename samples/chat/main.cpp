@@ -1,8 +1,13 @@
 // chat: a chat room on one port. The page (page.html, embedded at build time) is served
 // over plain HTTP at the url's path; the WebSocket is on the same port and path. The
-// protocol is in README.md beside this file; the room's rules are in room.cpp.
+// protocol is in README.md beside this file; the room's rules are in room.cpp. With
+// --redis, several chats (on other ports or machines) share one room through a Redis
+// channel: what goes to everyone is a server broadcast, which Redis carries to the
+// other instances' users too; each instance re-sends its user list every few seconds
+// (see send_rosters) so that the pages can show everyone.
 //
-//   chat [--url URL] [--cert FILE --key FILE] [--deflate] [--help]   default ws://localhost:3000
+//   chat [--url URL] [--cert FILE --key FILE] [--deflate] [--redis URL] [--help]
+//   (default ws://localhost:3000)
 #include "page.hpp"
 #include "room.hpp"
 
@@ -12,6 +17,8 @@
 #include <asio/detached.hpp>
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/host_name.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -40,7 +47,7 @@ namespace {
 using websockets::socket;
 using socket_ptr = std::shared_ptr<socket>;
 
-constexpr std::string_view usage = R"(usage: chat [--url URL] [--cert FILE --key FILE] [--deflate] [--help]
+constexpr std::string_view usage = R"(usage: chat [--url URL] [--cert FILE --key FILE] [--deflate] [--redis URL] [--help]
 
 A chat room: open the printed address in a browser. The page is served over HTTP (HTTPS
 for a wss:// url) at the url's path, and the WebSocket on the same port and path.
@@ -51,6 +58,11 @@ for a wss:// url) at the url's path, and the WebSocket on the same port and path
   --cert FILE the certificate chain (PEM) of a wss:// url
   --key FILE  its private key (PEM)
   --deflate   accept permessage-deflate (RFC 7692) compression, as browsers offer
+  --redis URL share one room with the other chats given the same redis://HOST[:PORT][/CHANNEL]
+              (port 6379, channel websockets by default): messages, notices and files
+              reach their users too, and each page lists the users of every chat.
+              Nicknames are unique per chat only. While Redis is away each chat serves
+              its own users (and says so on stderr); it reconnects by itself
   --help      show this help
 )";
 
@@ -110,6 +122,11 @@ struct chat_server {
   /// everyone, and a file's envelope is followed at once by its bytes.
   async_mutex out;
   std::map<chat::client_id, std::weak_ptr<socket>> peers;
+  /// Set at SIGINT or SIGTERM: periodic work ends.
+  bool stopping = false;
+  /// With --redis: the link to the other instances was up when last looked at (and
+  /// said so); cleared by an outage's error event, however short the outage.
+  bool redis_linked = false;
 
   /// Sends `deliveries`; the caller holds `out`. Every delivery to many is one
   /// broadcast, encoded once.
@@ -131,6 +148,47 @@ struct chat_server {
     co_await send_locked(deliveries);
   }
 };
+
+/// How often, with --redis, each instance sends its user list to everyone (its own
+/// users and the other instances'): newcomers elsewhere learn it within this time, and
+/// a page drops the list of an instance not heard of for three periods (it died).
+constexpr std::chrono::seconds roster_period{5};
+
+/// With --redis: every `roster_period`, this instance's `users` envelope to everyone;
+/// at once too when the link to Redis comes (back) up, which it says on stderr. Ends
+/// at stop (`chat.stopping`, and `timer` cancelled).
+asio::awaitable<void> send_rosters(chat_server& chat, asio::steady_timer& timer, std::string redis) {
+  constexpr std::chrono::seconds tick{1};
+  auto since_roster = roster_period; // the first tick sends one
+  for (;;) {
+    timer.expires_after(tick);
+    std::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || chat.stopping) co_return;
+    since_roster += tick;
+    const bool linked = chat.srv.redis_connected();
+    if (linked && !chat.redis_linked) {
+      fmt::print(stderr, "chat: sharing the room through {}\n", redis);
+      since_roster = roster_period;
+    }
+    chat.redis_linked = linked;
+    if (since_roster < roster_period) continue;
+    since_roster = {};
+    std::vector<chat::delivery> roster{chat.room.roster()};
+    co_await chat.send(std::move(roster));
+  }
+}
+
+/// With --redis: the server's own errors (those of no connection), such as Redis going
+/// away, on stderr; the server keeps serving its own users meanwhile.
+asio::awaitable<void> print_server_errors(chat_server& chat) {
+  auto errors = chat.srv.errors();
+  while (auto e = co_await errors.next()) {
+    if (e->peer) continue;
+    if (e->error == websockets::error::redis_unavailable) chat.redis_linked = false;
+    fmt::print(stderr, "chat: {}\n", e->error.message());
+  }
+}
 
 /// How long a client has, after `/file`, to start sending the bytes (while it has not,
 /// the room's messages wait: the bytes must follow the envelope at once).
@@ -295,6 +353,7 @@ struct arguments {
   std::string url = "ws://localhost:3000";
   websockets::server_tls tls;
   bool deflate = false;
+  std::string redis; ///< empty: this chat alone
 };
 
 [[noreturn]] void fail(std::string_view message) {
@@ -320,11 +379,11 @@ arguments parse(int argc, char** argv) {
     if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (i + 1 < argc && (arg == "--url" || arg == "--cert" || arg == "--key")) {
+    } else if (i + 1 < argc && (arg == "--url" || arg == "--cert" || arg == "--key" || arg == "--redis")) {
       value = argv[++i];
     } else {
-      fail(fmt::format("{} '{}'", arg == "--url" || arg == "--cert" || arg == "--key" ? "missing value for"
-                                                                                        : "unknown argument", arg));
+      const bool takes_value = arg == "--url" || arg == "--cert" || arg == "--key" || arg == "--redis";
+      fail(fmt::format("{} '{}'", takes_value ? "missing value for" : "unknown argument", arg));
     }
     if (arg == "--url") {
       args.url = value;
@@ -332,6 +391,9 @@ arguments parse(int argc, char** argv) {
       args.tls.certificate_chain_file = value;
     } else if (arg == "--key") {
       args.tls.private_key_file = value;
+    } else if (arg == "--redis") {
+      if (value.empty()) fail("--redis needs a redis:// url");
+      args.redis = value;
     } else {
       fail(fmt::format("unknown argument '{}'", arg));
     }
@@ -359,6 +421,7 @@ int main(int argc, char** argv) {
     websockets::server_options options{.url = args.url, .max_connections = 100};
     options.tls = args.tls;
     options.deflate.enabled = args.deflate;
+    options.redis = args.redis; // std::invalid_argument for a bad url, or a build without hiredis
     chat_server chat{io.get_executor(), options};
     const std::string path = url->path().empty() ? "/" : std::string{url->path()};
     chat.srv.on_http(page_handler(path));
@@ -369,9 +432,24 @@ int main(int argc, char** argv) {
     asio::co_spawn(io, std::move(loop), report);
     asio::co_spawn(io, accept(chat), report);
 
+    asio::steady_timer rosters{io};
+    if (!args.redis.empty()) {
+      // The instance's name in its `users` envelopes: the address it listens on, with
+      // the machine's name for an unspecified address (0.0.0.0 on several machines).
+      const auto bound = chat.srv.local_endpoint();
+      chat.room.set_server(bound.address().is_unspecified()
+                               ? fmt::format("{}:{}", asio::ip::host_name(), bound.port())
+                               : authority);
+      asio::co_spawn(io, send_rosters(chat, rosters, args.redis), report);
+      asio::co_spawn(io, print_server_errors(chat), report);
+    }
+
     asio::signal_set signals{io, SIGINT, SIGTERM};
     signals.async_wait([&](const std::error_code& ec, int) {
-      if (!ec) asio::co_spawn(io, chat.srv.stop(), report);
+      if (ec) return;
+      chat.stopping = true;
+      rosters.cancel();
+      asio::co_spawn(io, chat.srv.stop(), report);
     });
 
     const bool secure = url->scheme() == "wss";
@@ -379,7 +457,7 @@ int main(int argc, char** argv) {
                authority, path, secure ? "wss" : "ws");
     std::fflush(stdout);
     io.run();
-  } catch (const std::invalid_argument& e) { // the url
+  } catch (const std::invalid_argument& e) { // the url, or --redis
     fmt::print(stderr, "chat: {}\n", e.what());
     return 2;
   } catch (const std::exception& e) { // e.g. the port is taken

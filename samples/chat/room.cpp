@@ -136,9 +136,18 @@ std::string room::users_array() const {
   return out;
 }
 
-std::string room::users_envelope() const {
-  return R"({"type":"users","users":)" + users_array() + "}";
+std::string room::server_field() const {
+  if (server_.empty()) return {};
+  std::string out = R"(,"server":)";
+  json::append_string(out, server_);
+  return out;
 }
+
+std::string room::users_envelope() const {
+  return R"({"type":"users","users":)" + users_array() + server_field() + "}";
+}
+
+delivery room::roster() const { return {audience::everyone, 0, users_envelope()}; }
 
 bool room::taken(std::string_view nick, client_id except) const {
   return std::ranges::any_of(members_, [&](const auto& entry) {
@@ -157,7 +166,7 @@ std::vector<delivery> room::join(client_id id, member& m, std::string nick) {
   m.joined_order = next_order_++;
   std::string welcome = R"({"type":"welcome","nick":)";
   json::append_string(welcome, *m.nick);
-  welcome += fmt::format(R"(,"users":{},"maxFileSize":{}}})", users_array(), limits_.max_file);
+  welcome += fmt::format(R"(,"users":{},"maxFileSize":{}{}}})", users_array(), limits_.max_file, server_field());
   std::string joined = R"({"type":"join","nick":)";
   json::append_string(joined, *m.nick);
   joined += '}';

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace chat {
@@ -72,6 +73,17 @@ public:
   /// Who is online, in the order they joined.
   [[nodiscard]] std::vector<std::string> users() const;
 
+  /// Names this room's server among others sharing one room through Redis (`chat
+  /// --redis`): the `users` and `welcome` envelopes then carry `"server":NAME`, so
+  /// that a page can keep one list per server. Empty (the default): no `server` field.
+  void set_server(std::string name) { server_ = std::move(name); }
+  [[nodiscard]] const std::string& server() const noexcept { return server_; }
+
+  /// Who is online here, to everyone: the `users` envelope that `--redis` sends
+  /// periodically, so that newcomers and the other servers learn this server's list
+  /// and notice when it is gone.
+  [[nodiscard]] delivery roster() const;
+
   /// The nickname of a connection, when it has joined.
   [[nodiscard]] std::optional<std::string> nick(client_id id) const;
 
@@ -93,7 +105,11 @@ private:
   [[nodiscard]] std::string users_envelope() const;
   [[nodiscard]] std::string guest_nick(client_id id) const;
 
+  /// `,"server":NAME`, or nothing without a server name.
+  [[nodiscard]] std::string server_field() const;
+
   limits limits_;
+  std::string server_;
   std::map<client_id, member> members_;
   std::uint64_t next_order_ = 0;
 };

@@ -2,10 +2,14 @@
 // nicknames, see each other, exchange messages, rename, share images (one small, one
 // large enough for the server to stream it) and a plain file, and one leaves.
 //
-//   node tests/browser/chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES]
+//   node tests/browser/chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES | --redis]
 //
 // With --wss, the chat serves wss:// and HTTPS with a certificate MAKE_CERTIFICATES
 // writes, and permessage-deflate on: every page's WebSocket handshake must have agreed it.
+// With --redis, the script starts a redis-server of its own and two chats sharing one
+// room through it (chat --redis): ada on one and bob on the other see both names in
+// their user lists, each other's messages and files, bob's leave, and, once bob's chat
+// is killed outright, its list dropped from ada's page.
 //
 // Every step waits on what the pages show (never on time) and asserts on it; the first
 // failure names its step, leaves screenshots of every open page in SCREENSHOT_DIR and
@@ -13,6 +17,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -27,12 +32,15 @@ const CHROMIUM_FLAGS = [
 // Only there to turn a hang into a failure; nothing asserts on speed.
 const WAIT_MS = 20_000;
 
-const [chatExecutable, screenshotDir, wssFlag, makeCertificates] = process.argv.slice(2);
-const secure = wssFlag === '--wss';
-if (!chatExecutable || !screenshotDir || (wssFlag !== undefined && (!secure || !makeCertificates))) {
-  console.error('usage: node chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES]');
+const [chatExecutable, screenshotDir, modeFlag, makeCertificates] = process.argv.slice(2);
+const secure = modeFlag === '--wss';
+const shared = modeFlag === '--redis';
+if (!chatExecutable || !screenshotDir || (modeFlag !== undefined && !shared && (!secure || !makeCertificates))) {
+  console.error('usage: node chat.mjs CHAT_EXECUTABLE SCREENSHOT_DIR [--wss MAKE_CERTIFICATES | --redis]');
   process.exit(2);
 }
+// How long a page keeps the list of a chat it no longer hears from (page.html).
+const ROSTER_TTL_MS = 15_000;
 
 // ---- steps: each one logs when it passed, a failure is reported under its name ----
 
@@ -101,18 +109,24 @@ check(bigPng.length > 64 * 1024, 'the noise PNG is over 64 KiB', bigPng.length);
 
 // ---- the chat server ----
 
-// Starts the chat sample on a free port of 127.0.0.1; `ready` resolves to its page's
-// address once it printed it.
-function startChat(executable, tls) {
+// Starts the chat sample on a free port of 127.0.0.1, with `more` arguments; `ready`
+// resolves to its page's address once it printed it.
+function startChat(executable, tls, more = []) {
   const args = tls ? ['--url', 'wss://127.0.0.1:0/', '--cert', tls.chain, '--key', tls.key, '--deflate']
     : ['--url', 'ws://127.0.0.1:0/'];
-  const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(executable, [...args, ...more], { stdio: ['ignore', 'pipe', 'pipe'] });
   // A child that could not be spawned emits 'error' and no 'exit'.
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal }));
     child.on('error', (error) => resolve({ error }));
   });
-  child.stderr.on('data', (data) => process.stderr.write(`[chat] ${data}`));
+  // With --redis, `linked` resolves once it says it shares the room through Redis.
+  let onLinked;
+  const linked = new Promise((resolve) => { onLinked = resolve; });
+  readline.createInterface({ input: child.stderr }).on('line', (line) => {
+    process.stderr.write(`[chat] ${line}\n`);
+    if (line.startsWith('chat: sharing the room through redis://')) onLinked();
+  });
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`chat printed no address within ${WAIT_MS} ms`)), WAIT_MS);
     exited.then(({ code, signal, error }) => {
@@ -127,7 +141,7 @@ function startChat(executable, tls) {
   });
   // Handled here too: it rejects when the server exits, also after a failure elsewhere.
   ready.catch(() => {});
-  return { child, exited, ready };
+  return { child, exited, ready, linked };
 }
 
 // SIGTERM, then the server must exit by itself, with status 0.
@@ -146,6 +160,37 @@ async function stopChat(chat) {
   check(outcome.code === 0, 'chat exits with status 0 on SIGTERM', outcome);
 }
 
+// A redis-server of the test's own on a free port of 127.0.0.1, without persistence,
+// once it accepts connections. (Debian's redis-server: tests/debian-packages.sh.)
+async function startRedis() {
+  const port = await new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--loglevel', 'warning', '--dir', os.tmpdir()], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+    child.on('error', (error) => resolve({ error }));
+  });
+  const redis = { child, exited, url: `redis://127.0.0.1:${port}` };
+  for (const deadline = Date.now() + WAIT_MS; ;) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return redis;
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not start (${JSON.stringify(await Promise.race([exited, 'still running']))}; ` +
+        'install the Debian package redis-server)');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 // ---- the people: one browser context each, like two separate browsers ----
 
 // What a person sees, as plain data. Runs in the page (serialized: no closures).
@@ -159,6 +204,7 @@ function snapshot() {
     me: text($('#me')),
     userCount: text($('#user-count')),
     users: Array.from(document.querySelectorAll('#users li'), (li) => li.textContent),
+    servers: Array.from(document.querySelectorAll('#users li'), (li) => li.dataset.server ?? null),
     you: Array.from(document.querySelectorAll('#users li.me'), (li) => li.textContent),
     composerEnabled: !$('#message').disabled && !$('#send').disabled && !$('#file').disabled,
     // The log keeps its newest entry in view, whole (nobody scrolled up in this test).
@@ -193,7 +239,10 @@ async function openPerson(browser, url, name, contextOptions) {
   // Any script error, console error (a CSP violation, a failed load) or dialog (markup
   // that ran as script) fails the test at the end.
   page.on('pageerror', (e) => pageErrors.push(`${name}: uncaught ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${name}: console error: ${m.text()}`); });
+  // (Except once its chat was killed on purpose: its reconnection attempts fail.)
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !person.chatGone) pageErrors.push(`${name}: console error: ${m.text()}`);
+  });
   page.on('dialog', (d) => { pageErrors.push(`${name}: unexpected ${d.type()} dialog: ${d.message()}`); d.dismiss(); });
   await page.goto(url);
   return person;
@@ -204,13 +253,13 @@ const see = (person) => person.page.evaluate(snapshot);
 // Waits until `predicate(snapshot, arg)` holds in the person's page; both run in the
 // page, so `predicate` must not use anything from here but `arg`. On timeout, the error
 // says what was expected and shows what the page had instead.
-async function waitUntil(person, what, predicate, arg = null) {
+async function waitUntil(person, what, predicate, arg = null, timeout = WAIT_MS) {
   // A function, not a string: Playwright would eval() a string in the page, which the
   // page's Content-Security-Policy forbids; a function is compiled through DevTools.
   // eslint-disable-next-line no-new-func
   const inPage = new Function('arg', `return (${predicate})((${snapshot})(), arg);`);
   try {
-    await person.page.waitForFunction(inPage, arg, { timeout: WAIT_MS });
+    await person.page.waitForFunction(inPage, arg, { timeout });
   } catch (e) {
     if (!/Timeout/.test(e.message)) throw e;
     const seen = await see(person).catch(() => '(the page is gone)');
@@ -291,51 +340,8 @@ async function shareFile(sender, receiver, file) {
     `(${file.buffer.length} bytes, sha256 ${sha256(file.buffer)})`, hash);
 }
 
-// ---- the test ----
-
-const people = [];
-let chat = null;
-let browser = null;
-let tls = null;
-let failed = false;
-
-try {
-  fs.mkdirSync(screenshotDir, { recursive: true });
-  for (const old of fs.readdirSync(screenshotDir)) if (old.endsWith('.png')) fs.rmSync(path.join(screenshotDir, old));
-
-  const chromium = await step('playwright-core and Chromium are installed', async () => {
-    check(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package chromium ` +
-      '(tests/run does, as root: apt-get install chromium)');
-    try {
-      // Resolved from this file's folder up, so tests/node_modules whatever the cwd.
-      return (await import('playwright-core')).chromium;
-    } catch (e) {
-      if (e.code !== 'ERR_MODULE_NOT_FOUND') throw e;
-      throw new Error('playwright-core is not installed: run `npm ci --prefix tests` in the repository');
-    }
-  });
-
-  if (secure) {
-    tls = await step('test certificates are made', () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'websockets-chat-tls-'));
-      execFileSync(makeCertificates, [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-      return { dir, chain: path.join(dir, 'chain.pem'), key: path.join(dir, 'key.pem') };
-    });
-  }
-  chat = startChat(chatExecutable, tls);
-  const url = await step('chat prints its address', () => chat.ready);
-  check(url.startsWith(secure ? 'https://' : 'http://'), 'the page is served over ' + (secure ? 'HTTPS' : 'HTTP'), url);
-  // The test CA is no system's: the pages accept its certificate without checking it.
-  const contextTls = secure ? { ignoreHTTPSErrors: true } : {};
-
-  browser = await step('Chromium starts', () => chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // launch() runs Chromium on a fresh temporary profile (--user-data-dir) that it
-    // deletes on close; passing --user-data-dir here is refused by Playwright.
-    args: CHROMIUM_FLAGS,
-  }));
-
+// One chat: two people on it, the whole tour.
+async function oneChat(browser, url, contextTls) {
   // Two people: a desktop browser in the light theme and a phone-sized one in the dark
   // theme, so that the screenshots show both layouts and both colour schemes.
   const ada = await step('ada opens the page', () =>
@@ -470,6 +476,144 @@ try {
     await screenshot(ada, 'ada-alone.png');
   });
 
+}
+
+// Two chats sharing one room through Redis (--redis): ada on the first, bob on the
+// second. `chats` and `urls` are theirs, in that order.
+async function twoChats(browser, chats, urls) {
+  const servers = urls.map((u) => new URL(u).host);
+  const ada = await step('ada opens the page of the first chat', () =>
+    openPerson(browser, urls[0], 'ada', { viewport: { width: 1100, height: 760 }, colorScheme: 'light' }));
+  people.push(ada);
+  const bob = await step('bob opens the page of the second chat', () =>
+    openPerson(browser, urls[1], 'bob', { viewport: { width: 420, height: 820 }, colorScheme: 'dark' }));
+  people.push(bob);
+  for (const person of [ada, bob]) await waitUntil(person, 'the connection open', (s) => s.status === 'open');
+
+  await step('ada and bob join, each on their chat; both lists name both, each marking its own', async () => {
+    await pickNick(ada, 'ada');
+    await waitUntil(ada, 'itself joined as ada', (s) => s.me === 'ada' && !s.dialog);
+    ada.me = 'ada';
+    await pickNick(bob, 'bob');
+    await waitUntil(bob, 'itself joined as bob', (s) => s.me === 'bob' && !s.dialog);
+    bob.me = 'bob';
+    // ada hears of bob's join at once; bob of ada with her chat's next periodic list.
+    const a = await waitUntil(ada, 'bob in the user list', (s) => s.userCount === '2' && s.log.some((e) => e.notice === 'bob joined'));
+    sameJson([a.users, a.servers, a.you], [['ada', 'bob'], servers, ['ada']], 'ada\'s user list, its servers, and you');
+    const b = await waitUntil(bob, 'ada in the user list', (s) => s.userCount === '2');
+    sameJson([b.users, b.servers, b.you], [['bob', 'ada'], [servers[1], servers[0]], ['bob']],
+      'bob\'s user list, its servers, and you');
+  });
+
+  await step('ada\'s message reaches bob, and bob\'s ada, once', async () => {
+    await typeMessage(ada, 'hello from the first chat');
+    await waitUntil(bob, 'ada\'s message', (s) => s.log.some((e) => e.text === 'hello from the first chat'));
+    await clickSend(bob, 'and hello from the second');
+    for (const person of [ada, bob]) {
+      const s = await waitUntil(person, 'bob\'s message', (s) => s.log.some((e) => e.text === 'and hello from the second'));
+      sameJson(messages(s), [{ from: 'ada', text: 'hello from the first chat' }, { from: 'bob', text: 'and hello from the second' }],
+        `${person.name}'s messages`);
+    }
+  });
+
+  await step('ada shares a small PNG; bob, on the other chat, shows it', () =>
+    shareFile(ada, bob, { name: 'square.png', mimeType: 'image/png', buffer: smallPng, width: 64, height: 64 }));
+
+  await step(`bob shares a big PNG (${bigPng.length} bytes, streamed); ada, on the other chat, shows it`, () =>
+    shareFile(bob, ada, { name: 'noise.png', mimeType: 'image/png', buffer: bigPng, width: 192, height: 192 }));
+
+  await step('screenshots of both pages', async () => {
+    for (const person of [ada, bob]) await waitUntil(person, 'its newest entry in view', (s) => s.newestInView);
+    await screenshot(ada, 'ada-shared.png');
+    await screenshot(bob, 'bob-shared.png');
+  });
+
+  await step('a page on the second chat closes; ada sees carol leave', async () => {
+    const carol = await openPerson(browser, urls[1], 'carol', { viewport: { width: 420, height: 820 } });
+    people.push(carol);
+    await pickNick(carol, 'carol');
+    await waitUntil(ada, 'carol in the user list', (s) => s.userCount === '3');
+    await carol.context.close();
+    carol.open = false;
+    const a = await waitUntil(ada, 'carol leave', (s) => s.userCount === '2' && s.log.some((e) => e.notice === 'carol left'));
+    sameJson(a.users, ['ada', 'bob'], 'ada\'s user list');
+  });
+
+  await step('the second chat is killed; ada\'s page drops its list once it is stale', async () => {
+    bob.chatGone = true;
+    chats[1].child.kill('SIGKILL');
+    await chats[1].exited;
+    // No leave crosses: only the age of the second chat's list removes bob.
+    const a = await waitUntil(ada, 'bob gone from the user list', (s) => s.userCount === '1', null, ROSTER_TTL_MS + 10_000);
+    sameJson(a.users, ['ada'], 'ada\'s user list');
+    check(!a.log.some((e) => e.notice === 'bob left'), 'no leave notice for bob', a.log);
+    await screenshot(ada, 'ada-alone.png');
+  });
+}
+
+// ---- the test ----
+
+const people = [];
+let chat = null;
+let redis = null;
+const otherChats = [];
+let browser = null;
+let tls = null;
+let failed = false;
+
+try {
+  fs.mkdirSync(screenshotDir, { recursive: true });
+  for (const old of fs.readdirSync(screenshotDir)) if (old.endsWith('.png')) fs.rmSync(path.join(screenshotDir, old));
+
+  const chromium = await step('playwright-core and Chromium are installed', async () => {
+    check(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package chromium ` +
+      '(tests/run does, as root: apt-get install chromium)');
+    try {
+      // Resolved from this file's folder up, so tests/node_modules whatever the cwd.
+      return (await import('playwright-core')).chromium;
+    } catch (e) {
+      if (e.code !== 'ERR_MODULE_NOT_FOUND') throw e;
+      throw new Error('playwright-core is not installed: run `npm ci --prefix tests` in the repository');
+    }
+  });
+
+  if (secure) {
+    tls = await step('test certificates are made', () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'websockets-chat-tls-'));
+      execFileSync(makeCertificates, [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+      return { dir, chain: path.join(dir, 'chain.pem'), key: path.join(dir, 'key.pem') };
+    });
+  }
+  const urls = [];
+  if (shared) {
+    redis = await step('redis-server starts', startRedis);
+    chat = startChat(chatExecutable, null, ['--redis', redis.url]);
+    otherChats.push(startChat(chatExecutable, null, ['--redis', redis.url]));
+    urls.push(await step('the second chat prints its address', () => otherChats[0].ready));
+    for (const c of [chat, otherChats[0]]) {
+      await step('a chat is linked to Redis', () => Promise.race([c.linked, c.ready.then(() => c.exited).then(() => {
+        throw new Error('chat exited before it was linked to Redis');
+      })]));
+    }
+  } else {
+    chat = startChat(chatExecutable, tls);
+  }
+  const url = await step('chat prints its address', () => chat.ready);
+  check(url.startsWith(secure ? 'https://' : 'http://'), 'the page is served over ' + (secure ? 'HTTPS' : 'HTTP'), url);
+  // The test CA is no system's: the pages accept its certificate without checking it.
+  const contextTls = secure ? { ignoreHTTPSErrors: true } : {};
+
+  browser = await step('Chromium starts', () => chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // launch() runs Chromium on a fresh temporary profile (--user-data-dir) that it
+    // deletes on close; passing --user-data-dir here is refused by Playwright.
+    args: CHROMIUM_FLAGS,
+  }));
+
+  if (shared) await twoChats(browser, [chat, ...otherChats], [url, ...urls]);
+  else await oneChat(browser, url, contextTls);
+
   await step('no script errors, console errors or dialogs on either page', () => {
     check(pageErrors.length === 0, `the pages reported:\n  ${pageErrors.join('\n  ')}`);
   });
@@ -488,6 +632,12 @@ try {
   } catch (e) {
     failed = true;
     console.error(`FAILED at step "chat stops on SIGTERM": ${e.message}`);
+  }
+  // (The second chat of --redis was killed by the test, unless it failed before.)
+  for (const other of otherChats) if (other.child.exitCode === null && other.child.signalCode === null) other.child.kill('SIGKILL');
+  if (redis && redis.child.exitCode === null) {
+    redis.child.kill('SIGTERM');
+    await redis.exited;
   }
   if (tls) fs.rmSync(tls.dir, { recursive: true, force: true });
 }

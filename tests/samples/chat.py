@@ -16,9 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import websockets  # noqa: E402
 
 from harness import (  # noqa: E402
-    KIB, MIB, OP_BINARY, OP_TEXT, RawClient, Sample, bytes_of_size, check_equal, close_all,
-    encode_frame, executable_from_argv, http_get, refusal_status, run_cases, run_command, within,
-    ws_connect)
+    MIB, OP_BINARY, OP_TEXT, RawClient, Sample, bytes_of_size, check_equal, close_all,
+    encode_frame, executable_from_argv, http_get, refusal_status, run_cases, run_command, send_fragmented,
+    send_whole, within, ws_connect)
 
 ISO8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -254,14 +254,6 @@ async def share_file(chat, data, send):
             check_equal(bytes_received, data, "the shared file")
         await sentinel(ada, ada, bob, carol)  # ada's next is not her own bytes
         await close_all(ada, bob, carol)
-
-
-async def send_whole(ws, data):
-    await ws.send(data)  # one frame
-
-
-async def send_fragmented(ws, data):
-    await ws.send([data[i:i + 100 * KIB] for i in range(0, len(data), 100 * KIB)])
 
 
 async def small_file_is_shared_with_the_others(chat):

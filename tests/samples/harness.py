@@ -125,6 +125,15 @@ async def roundtrip(ws, message):
     check_equal(await ws.recv(), message, "echoed message")
 
 
+async def send_whole(ws, data):
+    await ws.send(data)  # one frame
+
+
+async def send_fragmented(ws, data, fragment=100 * KIB):
+    """`data` as one message in frames of `fragment` bytes."""
+    await ws.send([data[i:i + fragment] for i in range(0, len(data), fragment)])
+
+
 async def close_all(*connections):
     for ws in connections:
         await ws.close()
@@ -154,16 +163,26 @@ class Sample:
 
     It listens on `ws://127.0.0.1:0/` unless `url` says otherwise. The url is read from
     the line the sample prints once it accepts connections (the last `ws://...` in it).
-    Leaving the block stops the sample with SIGTERM, then SIGKILL, also on failure."""
+    Leaving the block stops the sample with SIGTERM, then SIGKILL, also on failure.
+    With `capture_stderr`, what it writes to stderr is kept, a line at a time, in
+    `stderr_lines` (and copied to ours); `stderr_line(pattern)` waits for one."""
 
-    def __init__(self, executable, *args, url="ws://127.0.0.1:0/"):
+    def __init__(self, executable, *args, url="ws://127.0.0.1:0/", capture_stderr=False):
         self.command = [executable, *(["--url", url] if url else []), *args]
         self.proc = None
         self.line = None  # what it printed first
         self.url = None   # the WebSocket url from that line
+        self.capture_stderr = capture_stderr
+        self.stderr_lines = []
+        self.stderr_changed = asyncio.Event()
+        self.stderr_task = None
 
     async def __aenter__(self):
-        self.proc = await asyncio.create_subprocess_exec(*self.command, stdout=asyncio.subprocess.PIPE)
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if self.capture_stderr else None)
+        if self.capture_stderr:
+            self.stderr_task = asyncio.create_task(self.read_stderr())
         try:
             raw = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
             self.line = raw.decode().rstrip("\n")
@@ -179,6 +198,27 @@ class Sample:
 
     async def __aexit__(self, *exc):
         await self.stop()
+
+    async def read_stderr(self):
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip("\n")
+            print(f"  {os.path.basename(self.command[0])} stderr: {text}", file=sys.stderr, flush=True)
+            self.stderr_lines.append(text)
+            self.stderr_changed.set()
+
+    async def stderr_line(self, pattern, seconds=20, after=0):
+        """The first line of stderr from `after` on (an index into `stderr_lines`) that
+        matches the regular expression `pattern`: (its index, the line)."""
+        async def wait():
+            seen = after
+            while True:
+                for i in range(seen, len(self.stderr_lines)):
+                    if re.search(pattern, self.stderr_lines[i]):
+                        return i, self.stderr_lines[i]
+                seen = len(self.stderr_lines)
+                self.stderr_changed.clear()
+                await self.stderr_changed.wait()
+        return await within(seconds, wait(), f"{self.command[0]} printed no line like {pattern!r} on stderr")
 
     @property
     def host(self):
@@ -202,6 +242,8 @@ class Sample:
             except asyncio.TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        if self.stderr_task:
+            await self.stderr_task  # to EOF: it exited
         return self.proc.returncode
 
 
