@@ -321,6 +321,10 @@ struct target {
 asio::awaitable<socket_ptr> open(target peer) {
   websockets::connect_options options; // named: g++ 12 and aggregates in co_await
   options.deflate.enabled = peer.deflate;
+  // Not a speed check: each wss:// connect builds its own TLS context and reads the
+  // system's trust anchors into it, on the one thread every connection of the crowd
+  // shares, so 100 at once under the sanitizers on a busy machine pass 10 s.
+  options.handshake_timeout = 60s;
   options.tls.ca_file = peer.ca_file;
   options.tls.server_name = peer.server_name;
   co_return co_await websockets::connect(co_await asio::this_coro::executor, peer.url, options);
