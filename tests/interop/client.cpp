@@ -5,11 +5,18 @@
 // all of it once without extensions and once with permessage-deflate. One line per
 // case; exits 1 when any case failed.
 //
-//   interop-client [--connections N] --server PROGRAM [ARGS...]
+// Against a wss:// peer: the permessage-deflate cases over TLS, our client verifying the
+// peer's certificate against a test CA and the url's host, and first the cases proving
+// that verification is real (no trust in the CA, a name the certificate lacks: refused).
+//
+//   interop-client [--connections N] [--make-certificates PROGRAM] --server PROGRAM [ARGS...]
 //       starts the peer, takes its url from the `listening on URL` line it prints, and
-//       stops it at the end (it also dies with this program: PR_SET_PDEATHSIG)
-//   interop-client [--connections N] --url URL
-//       a peer that is already running
+//       stops it at the end (it also dies with this program: PR_SET_PDEATHSIG); with
+//       --make-certificates (tests/make_certificates.cpp), makes a test CA and a
+//       certificate for 127.0.0.1 in a temporary directory, appends `--cert CHAIN --key
+//       KEY` to the peer's command, trusts the CA and requires a wss:// url
+//   interop-client [--connections N] [--ca CA.pem] --url URL
+//       a peer that is already running (for wss://, --ca names the CA to trust)
 #include <websockets/client.hpp>
 #include <websockets/socket.hpp>
 
@@ -19,9 +26,13 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <fmt/core.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +51,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -168,6 +180,47 @@ private:
   bool exited_early_ = false;
 };
 
+// ---- Test certificates ----
+
+/// A fresh test CA and a server certificate it signs for localhost, 127.0.0.1 and ::1,
+/// made by tests/make-certificates in a temporary directory that goes when this does.
+class test_certificates {
+public:
+  explicit test_certificates(const std::string& program) {
+    std::string dir = (std::filesystem::temp_directory_path() / "interop-client-XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    dir_ = dir;
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+      // It prints the paths it wrote; ours are known, and the log stays the cases'.
+      const int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) ::dup2(null, STDOUT_FILENO);
+      ::execl(program.c_str(), program.c_str(), dir.c_str(), static_cast<char*>(nullptr));
+      std::fprintf(stderr, "interop-client: cannot run %s: %s\n", program.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      throw std::runtime_error(fmt::format("{} {} failed", program, dir));
+  }
+  test_certificates(const test_certificates&) = delete;
+  test_certificates& operator=(const test_certificates&) = delete;
+  ~test_certificates() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  [[nodiscard]] std::string ca() const { return (dir_ / "ca.pem").string(); }
+  [[nodiscard]] std::string chain() const { return (dir_ / "chain.pem").string(); }
+  [[nodiscard]] std::string key() const { return (dir_ / "key.pem").string(); }
+
+private:
+  std::filesystem::path dir_;
+};
+
 // ---- Checks and payloads ----
 
 /// A failed check: the case stops and its line says why.
@@ -257,11 +310,23 @@ asio::awaitable<E> next_of(websockets::generator<websockets::event>& events, con
 struct target {
   std::string url;
   bool deflate = false; ///< Offer permessage-deflate (the peer servers accept it).
+  /// For wss://: the CA our client trusts besides the system's (verification stays on).
+  std::string ca_file{};
+  /// For wss://: the name checked against the certificate instead of the url's host.
+  std::string server_name{};
+
+  [[nodiscard]] bool secure() const { return url.starts_with("wss://"); }
 };
 
 asio::awaitable<socket_ptr> open(target peer) {
   websockets::connect_options options; // named: g++ 12 and aggregates in co_await
   options.deflate.enabled = peer.deflate;
+  // Not a speed check: each wss:// connect builds its own TLS context and reads the
+  // system's trust anchors into it, on the one thread every connection of the crowd
+  // shares, so 100 at once under the sanitizers on a busy machine pass 10 s.
+  options.handshake_timeout = 60s;
+  options.tls.ca_file = peer.ca_file;
+  options.tls.server_name = peer.server_name;
   co_return co_await websockets::connect(co_await asio::this_coro::executor, peer.url, options);
 }
 
@@ -399,6 +464,23 @@ asio::awaitable<void> peer_drop(target peer) {
   expect(co_await sock->send("too late") == websockets::error::not_open, "a send after the drop was not refused");
 }
 
+/// Our client refuses the peer's certificate: connect throws the TLS error of a failed
+/// verification (OpenSSL's `certificate verify failed`), nothing else.
+asio::awaitable<void> refused(target peer) {
+  std::error_code ec;
+  try {
+    auto sock = co_await open(peer);
+    (void)co_await sock->close(); // reached only when the certificate was accepted
+  } catch (const std::system_error& e) {
+    ec = e.code();
+  }
+  expect(ec.operator bool(), "the connection opened: the certificate was accepted");
+  expect(ec.category() == asio::error::get_ssl_category(),
+         fmt::format("connect failed with '{}' ({} {}), not a TLS error", ec.message(), ec.category().name(), ec.value()));
+  expect(ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED,
+         fmt::format("the TLS error is '{}', not a failed certificate verification", ec.message()));
+}
+
 /// One of many: a text and a binary message of its own come back, then a normal close.
 asio::awaitable<void> one_of_many(target peer, int i) {
   auto sock = co_await open(peer);
@@ -443,9 +525,10 @@ struct test_case {
   std::chrono::seconds limit = 30s;
 };
 
-/// Every case against `peer`; with `peer.deflate`, named "deflate: ...".
+/// Every case against `peer`; with `peer.deflate`, named "deflate: ...", and over TLS
+/// "wss, deflate: ...".
 void add_battery(std::vector<test_case>& cases, const target& peer, int connections) {
-  const std::string mode = peer.deflate ? "deflate: " : "";
+  const std::string mode = std::string(peer.secure() ? "wss, " : "") + (peer.deflate ? "deflate: " : "");
   const auto add = [&](std::string name, std::function<asio::awaitable<void>()> body,
                        std::chrono::seconds limit = 30s) {
     cases.push_back({mode + name, std::move(body), limit});
@@ -479,11 +562,39 @@ void add_battery(std::vector<test_case>& cases, const target& peer, int connecti
   add(fmt::format("{} connections at once", connections), [=] { return many(peer, connections); }, 120s);
 }
 
-/// The whole run: without extensions, then again with permessage-deflate.
-std::vector<test_case> battery(const std::string& url, int connections) {
+/// Verification is on and real: the peer's certificate is refused without the CA that
+/// signed it and for a name it does not carry, and accepted for each name it does carry.
+/// Run first: the battery after them shows the peer serving on after refused handshakes.
+void add_verification(std::vector<test_case>& cases, const target& peer) {
+  const auto add = [&](std::string name, std::function<asio::awaitable<void>()> body) {
+    cases.push_back({"wss, verification: " + std::move(name), std::move(body), 30s});
+  };
+  target untrusted = peer;
+  untrusted.ca_file.clear();
+  add("without the test CA (system anchors only), the certificate is refused",
+      [=] { return refused(untrusted); });
+  target elsewhere = peer;
+  elsewhere.server_name = "elsewhere.example";
+  add("trusted, but checked for a name it lacks (elsewhere.example), it is refused",
+      [=] { return refused(elsewhere); });
+  add("with the test CA, the url's address (IP:127.0.0.1) is accepted", [=] { return echo(peer, opcode::text, 5); });
+  target localhost = peer;
+  localhost.server_name = "localhost";
+  add("with the test CA, its DNS name (localhost, also sent as SNI) is accepted",
+      [=] { return echo(localhost, opcode::text, 5); });
+}
+
+/// The whole run: without extensions, then again with permessage-deflate; over TLS, the
+/// verification cases, then permessage-deflate only.
+std::vector<test_case> battery(const std::string& url, const std::string& ca_file, int connections) {
   std::vector<test_case> cases;
-  add_battery(cases, {url, false}, connections);
-  add_battery(cases, {url, true}, connections);
+  const target plain{url, false, ca_file};
+  if (plain.secure()) {
+    add_verification(cases, plain);
+  } else {
+    add_battery(cases, plain, connections);
+  }
+  add_battery(cases, {url, true, ca_file}, connections);
   return cases;
 }
 
@@ -520,8 +631,9 @@ asio::awaitable<int> run_all(std::vector<test_case> cases) {
 
 [[noreturn]] void usage(std::string_view problem) {
   fmt::print(stderr,
-             "interop-client: {}\nusage: interop-client [--connections N] --server PROGRAM [ARGS...]\n"
-             "       interop-client [--connections N] --url URL\n",
+             "interop-client: {}\n"
+             "usage: interop-client [--connections N] [--make-certificates PROGRAM] --server PROGRAM [ARGS...]\n"
+             "       interop-client [--connections N] [--ca CA.pem] --url URL\n",
              problem);
   std::exit(2);
 }
@@ -531,6 +643,8 @@ asio::awaitable<int> run_all(std::vector<test_case> cases) {
 int main(int argc, char** argv) {
   std::string url;
   std::vector<std::string> server;
+  std::string make_certificates;
+  std::string ca_file;
   int connections = 100;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -542,6 +656,10 @@ int main(int argc, char** argv) {
     const std::string_view value = argv[++i];
     if (arg == "--url") {
       url = value;
+    } else if (arg == "--make-certificates") {
+      make_certificates = value;
+    } else if (arg == "--ca") {
+      ca_file = value;
     } else if (arg == "--connections") {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), connections);
       if (ec != std::errc{} || end != value.data() + value.size() || connections < 1)
@@ -551,19 +669,31 @@ int main(int argc, char** argv) {
     }
   }
   if (url.empty() == server.empty()) usage("give either --url or --server");
+  if (!make_certificates.empty() && server.empty()) usage("--make-certificates goes with --server");
+  if (!make_certificates.empty() && !ca_file.empty()) usage("--make-certificates makes its own CA: no --ca");
 
   try {
+    std::optional<test_certificates> certificates;
+    if (!make_certificates.empty()) {
+      certificates.emplace(make_certificates);
+      ca_file = certificates->ca();
+      server.insert(server.end(), {"--cert", certificates->chain(), "--key", certificates->key()});
+    }
     std::optional<peer_process> peer;
     if (!server.empty()) {
       peer.emplace(server);
       url = peer->read_url(30s);
+    }
+    if (certificates && !url.starts_with("wss://")) {
+      fmt::print("FAIL the peer was given a certificate but serves {}, not wss://\n", url);
+      return 1;
     }
     fmt::print("interop-client: peer at {}\n", url);
     std::fflush(stdout);
 
     asio::io_context io{1};
     int failed = -1;
-    asio::co_spawn(io, run_all(battery(url, connections)), [&](const std::exception_ptr& e, int n) {
+    asio::co_spawn(io, run_all(battery(url, ca_file, connections)), [&](const std::exception_ptr& e, int n) {
       failed = e ? -1 : n;
       io.stop(); // connections a timed-out case left behind do not hold us up
     });

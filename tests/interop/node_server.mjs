@@ -1,5 +1,7 @@
 // An echo server in Node's ws, the peer of our client (tests/interop/client.cpp).
-// Listens on 127.0.0.1 and a free port and prints `listening on ws://127.0.0.1:PORT/`.
+// Listens on 127.0.0.1 and a free port and prints `listening on ws://127.0.0.1:PORT/`;
+// with --cert and --key (PEM: the certificate chain and its key), serves wss:// through
+// an https server instead and prints `listening on wss://127.0.0.1:PORT/`.
 // Every message comes back with its type, except these text commands (README.md):
 //   fragmented:binary:COUNT:SIZE    a binary message of SIZE pattern bytes in COUNT frames
 //   fragmented:text:COUNT:REPEATS   TEXT_UNIT x REPEATS in COUNT frames, split byte-wise
@@ -8,8 +10,17 @@
 //   drop                            ends TCP without a close frame
 //   extensions                      answers `extensions:NAMES`, the extensions agreed on
 // permessage-deflate is accepted when offered, and then every message compressed.
-//   node tests/interop/node_server.mjs
+//   node tests/interop/node_server.mjs [--cert CHAIN.pem --key KEY.pem]
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import { parseArgs } from 'node:util';
 import { WebSocketServer, TEXT_UNIT, patternBytes, split } from './ws.mjs';
+
+const { values: tls } = parseArgs({ options: { cert: { type: 'string' }, key: { type: 'string' } } });
+if (!tls.cert !== !tls.key) {
+  console.error('usage: node node_server.mjs [--cert CHAIN.pem --key KEY.pem]');
+  process.exit(2);
+}
 
 // Commands are short: a long text message is always echoed, without decoding it.
 const longestCommand = 256;
@@ -40,8 +51,19 @@ function command(ws, text) {
 }
 
 // threshold 0: ws compresses every message, not only those of 1 KiB and more.
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, perMessageDeflate: { threshold: 0 } });
-wss.on('listening', () => console.log(`listening on ws://127.0.0.1:${wss.address().port}/`));
+const options = { maxPayload: 64 << 20, perMessageDeflate: { threshold: 0 } };
+let wss;
+if (tls.cert) {
+  // wss://: ws upgrades the https server's requests. A client that refuses our
+  // certificate ends its handshake, which is a test case, not a reason to stop.
+  const server = createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+  server.on('tlsClientError', (error) => console.error(`node_server: TLS: ${error.message.trim()}`));
+  wss = new WebSocketServer({ server, ...options });
+  server.listen(0, '127.0.0.1', () => console.log(`listening on wss://127.0.0.1:${server.address().port}/`));
+} else {
+  wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options });
+  wss.on('listening', () => console.log(`listening on ws://127.0.0.1:${wss.address().port}/`));
+}
 wss.on('connection', (ws) => {
   ws.on('error', (error) => console.error(`node_server: ${error.message}`));
   ws.on('message', (data, isBinary) => {

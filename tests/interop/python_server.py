@@ -1,6 +1,7 @@
 """An echo server in Python's websockets (Debian's python3-websockets, 10.4), the peer of
 our client (tests/interop/client.cpp). Listens on 127.0.0.1 and a free port and prints
-`listening on ws://127.0.0.1:PORT/`. Every message comes back with its type, except these
+`listening on ws://127.0.0.1:PORT/`; with --cert and --key (PEM: the certificate chain and
+its key), serves wss:// instead and prints `listening on wss://127.0.0.1:PORT/`. Every message comes back with its type, except these
 text commands (the same as node_server.mjs; README.md):
 
   fragmented:binary:COUNT:SIZE    a binary message of SIZE pattern bytes in COUNT frames
@@ -14,11 +15,13 @@ text commands (the same as node_server.mjs; README.md):
 permessage-deflate is accepted when offered (websockets' default), and then every message
 compressed.
 
-  /usr/bin/python3 tests/interop/python_server.py
+  /usr/bin/python3 tests/interop/python_server.py [--cert CHAIN.pem --key KEY.pem]
 """
 
+import argparse
 import asyncio
 import re
+import ssl
 import sys
 
 import websockets
@@ -73,11 +76,22 @@ async def handler(ws):
 
 
 async def main():
+    parser = argparse.ArgumentParser(description="An echo server for interop-client.")
+    parser.add_argument("--cert", help="serve wss:// with this certificate chain (PEM)")
+    parser.add_argument("--key", help="the private key of --cert (PEM)")
+    args = parser.parse_args()
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together")
+    context = None
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+    scheme = "wss" if context else "ws"
     # No heartbeat pings: only the ping command pings. 16 MiB messages and then some.
     async with websockets.serve(handler, "127.0.0.1", 0, max_size=64 << 20,
-                                ping_interval=None) as server:
+                                ping_interval=None, ssl=context) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        print(f"listening on ws://127.0.0.1:{port}/", flush=True)
+        print(f"listening on {scheme}://127.0.0.1:{port}/", flush=True)
         await asyncio.Future()  # until killed
 
 
