@@ -7,6 +7,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <filesystem>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -57,6 +60,21 @@ std::shared_ptr<asio::ssl::context> make_server_tls(const server_tls& tls) {
 }
 
 std::shared_ptr<asio::ssl::context> make_client_tls(const client_tls& tls) {
+  // Loading the system's trust anchors costs tens of milliseconds (a 200 KB bundle),
+  // so connections share one context per choice of anchors: a burst of connects costs
+  // one load. A CA file is reloaded when it changes on disk.
+  std::string key = tls.verify ? "verify:" : "none:";
+  if (tls.verify && !tls.ca_file.empty()) {
+    std::error_code unknown;
+    const auto changed = std::filesystem::last_write_time(tls.ca_file, unknown);
+    key += std::to_string(changed.time_since_epoch().count()) + ":" + tls.ca_file;
+  }
+  static std::mutex guard;
+  static std::map<std::string, std::shared_ptr<asio::ssl::context>> contexts;
+  {
+    const std::lock_guard lock{guard};
+    if (const auto it = contexts.find(key); it != contexts.end()) return it->second;
+  }
   auto context = modern_context(asio::ssl::context::tls_client);
   if (tls.verify) {
     context->set_default_verify_paths();
@@ -68,7 +86,8 @@ std::shared_ptr<asio::ssl::context> make_client_tls(const client_tls& tls) {
       }
     }
   }
-  return context;
+  const std::lock_guard lock{guard};
+  return contexts.try_emplace(std::move(key), std::move(context)).first->second;
 }
 
 bool transport::inject_fault() noexcept {
