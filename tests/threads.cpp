@@ -3,6 +3,9 @@
 // loop, encoded once; the generators fed from every loop; per-socket calls from the
 // server's thread; stop() across loops.
 #include "loopback.hpp"
+#ifdef WEBSOCKETS_TEST_REDIS
+#include "redis_server.hpp"
+#endif
 
 #include <websockets/server.hpp>
 
@@ -291,6 +294,60 @@ TEST_CASE("threads: destroying a running server with sockets on every loop drops
     for (auto& events : client_events) CHECK((co_await next_of<websockets::close_event>(events)).code == 1006);
   });
 }
+
+#ifdef WEBSOCKETS_TEST_REDIS
+TEST_CASE("threads: the Redis relay reaches the peers of every loop, in order") {
+  if (!redis_server::available()) {
+    MESSAGE("redis-server is not installed: skipped");
+    return;
+  }
+  redis_server::redis_process redis;
+  run([&](executor ex) -> asio::awaitable<void> {
+    fixture a{ex, {.redis = redis.url(), .threads = 3}};
+    fixture b{ex, {.redis = redis.url(), .threads = 2}};
+    auto a_conns = a.srv.connections();
+    auto b_conns = b.srv.connections();
+    auto on_a = co_await connect_many(ex, a.srv, a_conns, 6);
+    auto on_b = co_await connect_many(ex, b.srv, b_conns, 2);
+    // Until both links are up, what one broadcasts may not cross: probe until it does.
+    bool crossed = false;
+    for (int i = 0; i < 200 && !crossed; ++i) {
+      co_await b.srv.broadcast({.fin = true, .opcode = opcode::text}, "probe");
+      for (auto& inbox : on_b.inboxes) (void)co_await next(inbox);
+      auto got = co_await within(on_a.inboxes[0].next(), std::chrono::milliseconds{50});
+      crossed = got && *got;
+    }
+    REQUIRE(crossed);
+    for (auto& inbox : on_a.inboxes) {
+      while (true) { // the probes that crossed
+        auto got = co_await within(inbox.next(), std::chrono::milliseconds{200});
+        if (!got || !*got) break;
+      }
+    }
+    // B's broadcasts and stream reach A's peers on all three loops once, in order.
+    for (int i = 0; i < 20; ++i) {
+      const std::string text = "b" + std::to_string(i);
+      co_await b.srv.broadcast({.fin = true, .opcode = opcode::text}, text);
+    }
+    co_await b.srv.co_write(bytes_of("stream "), opcode::text);
+    co_await b.srv.co_write(bytes_of("from b"));
+    co_await b.srv.co_write({});
+    for (auto& inbox : on_a.inboxes) {
+      for (int i = 0; i < 20; ++i) REQUIRE((co_await next(inbox)).text() == "b" + std::to_string(i));
+      CHECK((co_await next(inbox)).text() == "stream from b");
+    }
+    // A's reach B's.
+    co_await a.srv.broadcast({.fin = true, .opcode = opcode::text}, "from a");
+    for (auto& inbox : on_b.inboxes) {
+      for (int i = 0; i < 20; ++i) (void)co_await next(inbox); // its own
+      CHECK((co_await next(inbox)).text() == "stream from b");
+      CHECK((co_await next(inbox)).text() == "from a");
+    }
+    co_await a.srv.stop();
+    co_await b.srv.stop();
+  }, 60s);
+}
+#endif
 
 TEST_CASE("threads: 0 is refused") {
   asio::io_context io;
