@@ -438,7 +438,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
         if (home) {
           response = co_await http_(check.request.head());
         } else {
-          response = co_await asio::co_spawn(ex_, http_(check.request.head()), asio::use_awaitable);
+          response = co_await asio::co_spawn(ex_, http_(check.request.head()), hop_token());
         }
       } catch (const std::exception&) {
         response = rejection_response(500);
@@ -475,7 +475,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
         auto decided = co_await accept_(check.request);
         decision = std::move(decided);
       } else {
-        auto decided = co_await asio::co_spawn(ex_, accept_(check.request), asio::use_awaitable);
+        auto decided = co_await asio::co_spawn(ex_, accept_(check.request), hop_token());
         decision = std::move(decided);
       }
     } catch (const std::exception&) {
@@ -943,7 +943,7 @@ asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view
   if (loop.index == 0) return core_->handle(std::move(tcp), std::string(already_read), loop);
   // A connection of one of the server's own loops: its handshake runs there.
   return asio::co_spawn(loop.ex, core_->handle(std::move(tcp), std::string(already_read), loop),
-                        asio::use_awaitable);
+                        detail::hop_token());
 }
 
 void server::on_http(http_handler handler) { core_->http_ = std::move(handler); }
@@ -1002,7 +1002,7 @@ asio::awaitable<void> pipe(std::shared_ptr<socket> from, server& to, pipe_option
     (void)detail::socket_access::get(*from).attach_pipe(to, options.include_sender, state);
   });
   const auto ex = from->executor();
-  return asio::co_spawn(ex, detail::wait_pipe(std::move(from), std::move(state)), asio::use_awaitable);
+  return asio::co_spawn(ex, detail::wait_pipe(std::move(from), std::move(state)), detail::hop_token());
 }
 
 } // namespace websockets

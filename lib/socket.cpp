@@ -364,7 +364,7 @@ asio::awaitable<void> connection::relay_open(opcode op) {
   if (running_here(to->ex_)) {
     co_await to->open_stream(*relay_, op, exclude);
   } else {
-    co_await asio::co_spawn(to->ex_, to->open_stream(*relay_, op, exclude), asio::use_awaitable);
+    co_await asio::co_spawn(to->ex_, to->open_stream(*relay_, op, exclude), hop_token());
   }
 }
 
@@ -380,7 +380,7 @@ asio::awaitable<void> connection::relay_chunk(std::span<const std::byte> bytes, 
     co_await core->stream_chunk(st, chunk, last);
     if (last) core->close_stream(st);
   };
-  co_await asio::co_spawn(to->ex_, there(to, *relay_, bytes, fin), asio::use_awaitable);
+  co_await asio::co_spawn(to->ex_, there(to, *relay_, bytes, fin), hop_token());
 }
 
 void connection::fail(websockets::error e) noexcept {
@@ -475,7 +475,7 @@ asio::awaitable<void> connection::let_consumers_answer() {
   point->done();
   if (stand_ins && (hubs_->messages_.wanted() || hubs_->streams_.wanted() || hubs_->events_.wanted())) {
     // The server's consumers are on its executor: they take theirs there.
-    co_await asio::co_spawn(server_->ex_, server_->let_consumers_take(config_.close_timeout), asio::use_awaitable);
+    co_await asio::co_spawn(server_->ex_, server_->let_consumers_take(config_.close_timeout), hop_token());
   }
   if (!point->pending()) co_return;
   stream_handoff_ = point; // released too when the connection is given up
@@ -1025,10 +1025,10 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   if (server) server->remove(id_);
   if (error) {
     error_event failed{me, error};
-    co_await fan_out(std::move(failed), nullptr, server ? &server->errors_ : nullptr, true);
+    co_await fan_out(std::move(failed), nullptr, hubs_ ? &hubs_->errors_ : nullptr, true);
   }
   close_event closed{me, code, std::move(reason)};
-  co_await fan_out(std::move(closed), nullptr, server ? &server->closes_ : nullptr, true);
+  co_await fan_out(std::move(closed), nullptr, hubs_ ? &hubs_->closes_ : nullptr, true);
   reported_ = true;
   messages_.end();
   streams_.end();
@@ -1057,7 +1057,7 @@ namespace {
 /// coroutine spawned there (which keeps the socket alive), the caller resuming on its own.
 asio::awaitable<std::error_code> on_socket_loop(std::shared_ptr<socket> s,
                                                 asio::awaitable<std::error_code> call) {
-  co_return co_await asio::co_spawn(s->executor(), std::move(call), asio::use_awaitable);
+  co_return co_await asio::co_spawn(s->executor(), std::move(call), detail::hop_token());
 }
 
 } // namespace

@@ -185,6 +185,11 @@ TEST_CASE("threads: a socket of another loop is used from the server's thread") 
       CHECK((co_await next(p.inboxes[i])).text() == text);
       (void)co_await p.clients[i]->send(std::string_view{"back"});
       CHECK((co_await next(own)).text() == "back");
+      // A deadline cancels a wait on another loop's generator (posted there), which
+      // stays usable.
+      CHECK(co_await quiet(own, std::chrono::milliseconds{50}));
+      (void)co_await p.clients[i]->send(std::string_view{"again"});
+      CHECK((co_await next(own)).text() == "again");
       CHECK(!co_await p.served[i]->ping());
     }
     // Closed from here: the close handshake runs on the socket's loop.

@@ -11,6 +11,8 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -39,6 +41,12 @@ namespace detail {
 /// Completion token that reports errors as values instead of throwing: connection
 /// coroutines must never throw out.
 inline constexpr auto nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// The completion token of a hop to another thread's executor (`co_await
+/// co_spawn(there, ..., hop_token())`): without a cancellation slot, since Asio 1.22's
+/// co_spawn would run the caller's cancellation on the caller's thread inside the other
+/// thread's coroutine.
+inline auto hop_token() { return asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable); }
 
 /// True when code running now may use objects of `ex` without a hop: `ex` is an
 /// io_context's executor and this thread runs that io_context, or `ex` is of another
@@ -325,8 +333,7 @@ public:
   asio::awaitable<void> publish(T value, const std::shared_ptr<handoff>& point = nullptr) {
     if (main_) {
       // A stand-in: delivered by `main` on its own executor.
-      co_await asio::co_spawn(main_ex_, main_->publish_held(std::move(value), point != nullptr),
-                              asio::use_awaitable);
+      co_await asio::co_spawn(main_ex_, main_->publish_held(std::move(value), point != nullptr), hop_token());
       co_return;
     }
     auto subs = subs_; // a snapshot: subscriptions may come and go while we wait
@@ -468,8 +475,20 @@ public:
     if (!detail::running_here(sub->executor())) {
       // The channel lives on another thread (a socket of another event loop): the call
       // runs there.
+      // The caller's cancellation (a deadline) is posted there, not run here.
       const auto there = sub->executor();
-      out = co_await asio::co_spawn(there, next_there(std::move(sub)), asio::use_awaitable);
+      auto hop = std::make_shared<hop_state>();
+      asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      asio::cancellation_slot mine = state.slot();
+      if (mine.is_connected())
+        mine.assign([hop, there](asio::cancellation_type type) {
+          asio::post(there, [hop, type] {
+            if (!hop->finished) hop->signal.emit(type);
+          });
+        });
+      out = co_await asio::co_spawn(there, next_there(std::move(sub), hop),
+                                    asio::bind_cancellation_slot(hop->signal.slot(), asio::use_awaitable));
+      if (mine.is_connected()) mine.clear();
       co_return std::move(out);
     }
     for (;;) {
@@ -487,11 +506,19 @@ private:
   friend class detail::hub;
   explicit generator(std::shared_ptr<detail::subscription<T>> sub) : sub_(std::move(sub)) {}
 
+  /// A hop's cancellation, used on the channel's executor.
+  struct hop_state {
+    asio::cancellation_signal signal;
+    bool finished = false; // a cancellation posted after the call is over does nothing
+  };
+
   /// `next()` on the channel's own executor, for a caller on another thread.
-  static asio::awaitable<std::optional<T>> next_there(std::shared_ptr<detail::subscription<T>> sub) {
+  static asio::awaitable<std::optional<T>> next_there(std::shared_ptr<detail::subscription<T>> sub,
+                                                      std::shared_ptr<hop_state> hop) {
     generator borrowed{std::move(sub)};
     borrowed.borrowed_ = true;
     auto out = co_await borrowed.next();
+    hop->finished = true;
     co_return out;
   }
 
