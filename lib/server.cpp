@@ -162,6 +162,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
       loop->context = std::make_shared<asio::io_context>(1);
       loop->ex = loop->context->get_executor();
       loop->work.emplace(loop->context->get_executor());
+      loop->room = std::make_unique<notifier>(ex_);
       loop->stand_ins = std::make_unique<server_hubs>(options_.event_queue);
       auto& in = *loop->stand_ins;
       in.connections_.forward_to(connections_, ex_);
@@ -587,7 +588,9 @@ asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::
   // Every peer with room gets the frame now; then the others, one by one. A slow or
   // busy peer delays only its own copy. The peers of other loops get the same bytes
   // (encoded here, once) from a coroutine on their loop, one per loop, posted in order:
-  // deliveries to one loop start in the order of their calls.
+  // deliveries to one loop start in the order of their calls, and keep it (a peer's
+  // waiting line). They are not waited for, up to `max_in_flight` per loop: a sender
+  // pipelines its messages to other threads instead of a round trip each.
   std::vector<std::shared_ptr<socket>> waiting;
   std::vector<loop_batch> batches;
   auto offer = [&](const std::shared_ptr<socket>& s) {
@@ -606,26 +609,24 @@ asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::
     for (const auto& entry : registry_)
       if (entry.second.get() != except) offer(entry.second);
   }
-  struct joined {
-    explicit joined(const asio::any_io_executor& ex) : done(ex) {}
-    std::size_t running = 0;
-    notifier done;
-  };
-  std::shared_ptr<joined> others;
   for (std::size_t index = 1; index < batches.size(); ++index) {
     if (batches[index].empty()) continue;
-    if (!others) others = std::make_shared<joined>(ex_);
-    ++others->running;
-    asio::co_spawn(loops_[index]->ex, deliver_on_loop(std::move(batches[index]), stream),
-                   asio::bind_executor(ex_, [others](const std::exception_ptr&) {
-                     if (--others->running == 0) others->done.notify_all();
+    server_loop* loop = loops_[index].get();
+    ++loop->in_flight;
+    asio::co_spawn(loop->ex, deliver_on_loop(std::move(batches[index]), stream),
+                   asio::bind_executor(ex_, [self = shared_from_this(), loop](const std::exception_ptr&) {
+                     --loop->in_flight;
+                     loop->room->notify_all();
                    }));
   }
   for (const auto& s : waiting) {
     auto& conn = socket_access::get(*s);
     (void)co_await conn.enqueue(frame_for(conn), stream);
   }
-  while (others && others->running != 0) co_await others->done.wait();
+  for (std::size_t index = 1; index < batches.size(); ++index) {
+    server_loop& loop = *loops_[index];
+    while (loop.in_flight > server_loop::max_in_flight) co_await loop.room->wait();
+  }
 }
 
 asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const std::byte> payload,
