@@ -3,7 +3,7 @@
 // message any client sends goes to every connected client, the sender included, as a
 // binary message, in the order received.
 //
-//   ours_broadcast [--port N]   prints "ours_broadcast: listening on port N", stops on SIGTERM
+//   ours_broadcast [--port N] [--threads N]   prints "ours_broadcast: listening on port N", stops on SIGTERM
 #include "ours_server.hpp"
 
 namespace {

@@ -1,7 +1,7 @@
 // ours_echo: the benchmark's echo server on our library, written as a user would (see
 // samples/echo): every message goes back to its sender with its opcode.
 //
-//   ours_echo [--port N]     prints "ours_echo: listening on port N", stops on SIGTERM
+//   ours_echo [--port N] [--threads N]   prints "ours_echo: listening on port N", stops on SIGTERM
 #include "ours_server.hpp"
 
 #include <memory>
@@ -16,11 +16,11 @@ asio::awaitable<void> echo_socket(std::shared_ptr<websockets::socket> sock,
 }
 
 asio::awaitable<void> echo_all(websockets::server& srv) {
-  const auto ex = co_await asio::this_coro::executor;
   auto opened = srv.connections();
   while (auto sock = co_await opened.next()) {
     auto messages = (*sock)->messages(); // subscribed before the socket reads anything
-    asio::co_spawn(ex, echo_socket(*sock, std::move(messages)), bench::rethrow);
+    // On the socket's own event loop (one of several with --threads).
+    asio::co_spawn((*sock)->executor(), echo_socket(*sock, std::move(messages)), bench::rethrow);
   }
 }
 

@@ -1,6 +1,6 @@
 // The part of ours_echo and ours_broadcast that is not their application: a server on
 // our library at 127.0.0.1 with room for 20,000 connections (the only tuning), run on
-// one thread until SIGTERM, which stops it gracefully.
+// one thread (or `--threads N` event loops) until SIGTERM, which stops it gracefully.
 #pragma once
 
 #include "server_main.hpp"
@@ -27,12 +27,13 @@ inline void rethrow(const std::exception_ptr& e) {
 /// Runs `app(srv)`, a coroutine, beside the server's accept loop; returns main's exit code.
 template <class App>
 int run_ours(const char* name, int argc, char** argv, App app) {
-  const auto port = parse_port(argc, argv, name);
+  std::size_t threads = 1;
+  const auto port = parse_port(argc, argv, name, &threads);
   raise_fd_limit();
   try {
     asio::io_context io{1};
     websockets::server srv{io.get_executor(),
-                           {.url = fmt::format("ws://127.0.0.1:{}/", port), .max_connections = 20000}};
+                           {.url = fmt::format("ws://127.0.0.1:{}/", port), .max_connections = 20000, .threads = threads}};
     auto loop = srv.listen();
     asio::co_spawn(io, app(srv), rethrow);
     asio::co_spawn(io, std::move(loop), rethrow);

@@ -2,6 +2,8 @@
 """Runs the benchmark cases against our servers and Beast's, alternately (ours, Beast,
 ours, Beast, ...), each run on a fresh server pinned to one CPU with the load generator
 pinned to another, and prints the medians and the ratio ours/Beast as a Markdown table.
+With --threads N, ours on one thread against ours on N threads instead (server_options::
+threads), both pinned to the same CPUs (--server-cpu, a taskset list such as 0,1).
 
 Started by bench/run, which builds first. Any failure (a server that dies, does not
 start or does not stop; a load generator that reports a wrong byte, a refused or
@@ -90,7 +92,8 @@ CASES = [
          [KIB_PER_CONNECTION], needs_pid=True),
 ]
 
-IMPLEMENTATIONS = [("ours", "ours"), ("beast", "Beast")]
+# (program prefix, label, extra server arguments)
+IMPLEMENTATIONS = [("ours", "ours", []), ("beast", "Beast", [])]
 
 
 def merged(args, overrides):
@@ -130,10 +133,10 @@ def tail(path, lines=20):
 class Server:
     """A server program on its CPU; `port` once it has said where it listens."""
 
-    def __init__(self, exe, cpu):
+    def __init__(self, exe, cpu, extra=()):
         self.name = os.path.basename(exe)
         self.stderr = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(["taskset", "-c", str(cpu), exe, "--port", "0"],
+        self.process = subprocess.Popen(["taskset", "-c", str(cpu), exe, "--port", "0", *extra],
                                         stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port = self._read_port()
 
@@ -175,9 +178,9 @@ class Server:
             self.process.wait()
 
 
-def measure(case, impl, opts):
+def measure(case, impl, opts, extra=()):
     """One run of `case` on a fresh server of `impl`: the load generator's results."""
-    server = Server(os.path.join(opts.builddir, "bench", f"{impl}_{case.server}"), opts.server_cpu)
+    server = Server(os.path.join(opts.builddir, "bench", f"{impl}_{case.server}"), opts.server_cpu, extra)
     try:
         args = arguments(case, opts)
         command = ["taskset", "-c", str(opts.client_cpu), os.path.join(opts.builddir, "bench", "loadgen"),
@@ -218,7 +221,8 @@ def machine_line(opts, rounds):
                     break
     except OSError:
         pass
-    return (f"Medians of {rounds} round(s), ours and Beast alternately, a fresh server per run; "
+    compared = f"ours on 1 and {opts.threads} threads" if opts.threads else "ours and Beast"
+    return (f"Medians of {rounds} round(s), {compared} alternately, a fresh server per run; "
             f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}; server on CPU {opts.server_cpu}, "
             f"load generator on CPU {opts.client_cpu}; meson buildtype=release.")
 
@@ -228,17 +232,19 @@ def table(cases, samples, impls, opts, rounds):
         values = [run[key] for run in samples[case.name].get(impl, []) if key in run]
         return statistics.median(values) if values else None
 
+    (first, first_label, _), (second, second_label, _) = impls[0], impls[-1]
     lines = [machine_line(opts, rounds) + (" Quick run: shorter cases." if opts.quick else ""), "",
-             "| case | metric | ours | Beast | ours/Beast |", "|---|---|---:|---:|---:|"]
+             f"| case | metric | {first_label} | {second_label} | {first_label}/{second_label} |",
+             "|---|---|---:|---:|---:|"]
     for case in cases:
         name = title(case, arguments(case, opts))
         for metric in case.metrics:
-            ours, beast = median(case, "ours", metric.key), median(case, "beast", metric.key)
-            ratio = f"{ours / beast:.2f}" if ours is not None and beast else "n/a"
+            ours, other = median(case, first, metric.key), median(case, second, metric.key)
+            ratio = f"{ours / other:.2f}" if ours is not None and other else "n/a"
             lines.append(f"| {name} | {metric.label} | {formatted(ours, metric.digits)} | "
-                         f"{formatted(beast, metric.digits)} | {ratio} |")
-    lines += ["", "↑: higher is better, ↓: lower is better; ours/Beast is the ratio of the medians."]
-    busy = [f"{title(case, arguments(case, opts))} ({label})" for case in cases for impl, label in impls
+                         f"{formatted(other, metric.digits)} | {ratio} |")
+    lines += ["", f"↑: higher is better, ↓: lower is better; {first_label}/{second_label} is the ratio of the medians."]
+    busy = [f"{title(case, arguments(case, opts))} ({label})" for case in cases for impl, label, _ in impls
             if (median(case, impl, BUSY) or 0) >= BUSY_WARNING]
     if busy:
         lines.append(f"The load generator was busy {BUSY_WARNING:.0%} of the time or more in: {'; '.join(busy)}: "
@@ -253,11 +259,19 @@ def main():
                         help="rounds of every case on each server (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="shorter cases (a check that everything works)")
     parser.add_argument("--cases", help="comma-separated case names, of: " + ", ".join(c.name for c in CASES))
-    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers run on (default 0)")
+    parser.add_argument("--server-cpu", default="0",
+                        help="CPU the servers run on (default 0), or a taskset list such as 0,1")
+    parser.add_argument("--threads", type=int,
+                        help="compare ours on 1 thread with ours on this many (server_options::threads), "
+                             "not with Beast; the servers on --server-cpu (default 0,1 here)")
     parser.add_argument("--client-cpu", type=int,
                         help="CPU the load generator runs on (default 1, or 0 on a one-CPU machine)")
     parser.add_argument("--case-timeout", type=float, default=300, help="seconds one run may take (default 300)")
     opts = parser.parse_args()
+    if opts.threads is not None and opts.threads < 2:
+        parser.error("--threads compares 1 thread with N >= 2")
+    if opts.threads and "--server-cpu" not in sys.argv and not any(a.startswith("--server-cpu=") for a in sys.argv):
+        opts.server_cpu = "0,1"
     rounds = opts.rounds if opts.rounds is not None else (1 if opts.quick else 3)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -271,19 +285,22 @@ def main():
             parser.error(f"unknown case(s): {', '.join(unknown)}")
         cases = [c for c in CASES if c.name in wanted]
 
-    impls = [(impl, label) for impl, label in IMPLEMENTATIONS
-             if os.path.exists(os.path.join(opts.builddir, "bench", f"{impl}_echo"))]
-    if len(impls) < len(IMPLEMENTATIONS):
-        print("bench: Boost.Beast was not found at build time: ours only", file=sys.stderr)
+    if opts.threads:
+        impls = [("ours", "1 thread", []), ("ours", f"{opts.threads} threads", ["--threads", str(opts.threads)])]
+    else:
+        impls = [(impl, label, extra) for impl, label, extra in IMPLEMENTATIONS
+                 if os.path.exists(os.path.join(opts.builddir, "bench", f"{impl}_echo"))]
+        if len(impls) < len(IMPLEMENTATIONS):
+            print("bench: Boost.Beast was not found at build time: ours only", file=sys.stderr)
 
     samples = {case.name: {} for case in cases}
     try:
         for r in range(1, rounds + 1):
             for case in cases:
-                for impl, label in impls:
+                for impl, label, extra in impls:
                     started = time.monotonic()
-                    values = measure(case, impl, opts)
-                    samples[case.name].setdefault(impl, []).append(values)
+                    values = measure(case, impl, opts, extra)
+                    samples[case.name].setdefault(label if opts.threads else impl, []).append(values)
                     shown = ", ".join(f"{m.label.rstrip(' ↑↓')} {formatted(values[m.key], m.digits)}"
                                       for m in case.metrics)
                     if BUSY in values:
@@ -293,6 +310,8 @@ def main():
     except BenchFailure as failure:
         print(f"bench: FAILED: {failure}", file=sys.stderr)
         sys.exit(1)
+    if opts.threads:
+        impls = [(label, label, extra) for _, label, extra in impls]
     print(table(cases, samples, impls, opts, rounds))
 
 

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,8 +15,9 @@
 
 namespace bench {
 
-/// The listening port from `--port N` (default 0: the system picks a free one).
-inline std::uint16_t parse_port(int argc, char** argv, const char* name) {
+/// The listening port from `--port N` (default 0: the system picks a free one); with
+/// `threads`, `--threads N` too (our servers: event loops, default 1).
+inline std::uint16_t parse_port(int argc, char** argv, const char* name, std::size_t* threads = nullptr) {
   std::uint16_t port = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -24,7 +26,13 @@ inline std::uint16_t parse_port(int argc, char** argv, const char* name) {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), port);
       if (ec == std::errc{} && end == value.data() + value.size()) continue;
     }
-    std::fprintf(stderr, "usage: %s [--port N]   (0, the default, picks a free port)\n", name);
+    if (threads && arg == "--threads" && i + 1 < argc) {
+      const std::string_view value = argv[++i];
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), *threads);
+      if (ec == std::errc{} && end == value.data() + value.size() && *threads >= 1) continue;
+    }
+    std::fprintf(stderr, "usage: %s [--port N]%s   (port 0, the default, picks a free port)\n", name,
+                 threads ? " [--threads N]" : "");
     std::exit(2);
   }
   return port;

@@ -37,6 +37,8 @@
 namespace websockets::detail {
 
 class server_core;
+struct server_loop;
+struct server_hubs;
 
 /// Frame bytes encoded once and shared by every queue that sends them: a broadcast or
 /// a stream fragment costs one allocation whatever the number of peers.
@@ -188,12 +190,13 @@ struct pipe_state {
   bool relaying = false;
   bool finished = false;
   notifier done;
+  std::shared_ptr<pipe_state> follows; // attached from another thread to a socket piped already: that pipe
 };
 
 class connection {
 public:
   connection(socket& owner, transport io, connection_config config, upgrade_request request,
-             std::shared_ptr<server_core> server, std::uint64_t id);
+             std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   ~connection();
@@ -212,6 +215,9 @@ public:
   generator<event> events();
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  /// The server loop this connection lives on: 0 for the server's executor (and clients).
+  [[nodiscard]] std::size_t loop_index() const noexcept { return loop_index_; }
+  [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
   [[nodiscard]] websockets::role role() const noexcept { return config_.role; }
   [[nodiscard]] const upgrade_request& request() const noexcept { return request_; }
   [[nodiscard]] std::string_view subprotocol() const noexcept { return subprotocol_; }
@@ -255,8 +261,9 @@ public:
   void claim_stream(const void* stream) noexcept { stream_owner_ = stream; }
   /// Ends `claim_stream`.
   void release_stream(const void* stream) noexcept;
-  /// Attaches a pipe (see websockets::pipe).
-  std::shared_ptr<pipe_state> attach_pipe(std::shared_ptr<server_core> to, bool include_sender);
+  /// Attaches a pipe (see websockets::pipe); with `state`, that one (made on another thread).
+  std::shared_ptr<pipe_state> attach_pipe(std::shared_ptr<server_core> to, bool include_sender,
+                                          std::shared_ptr<pipe_state> state = nullptr);
 
 private:
   asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
@@ -334,8 +341,15 @@ private:
   void release_open_handoff() noexcept;
   void finish_pipe() noexcept;
   [[nodiscard]] std::shared_ptr<socket> self() { return owner_.shared_from_this(); }
+  /// A generator of `h`, one of this socket's hubs, from any thread.
+  template <class T>
+  generator<T> subscribe(hub<T>& h);
+  /// The pipe target's stream calls, on its executor.
+  asio::awaitable<void> relay_open(opcode op);
+  asio::awaitable<void> relay_chunk(std::span<const std::byte> bytes, bool fin);
 
   socket& owner_;
+  std::shared_ptr<void> loop_keep_; // a server loop's io_context: outlives the I/O objects below
   asio::any_io_executor ex_;
   transport io_;
   connection_config config_;
@@ -343,6 +357,9 @@ private:
   std::string subprotocol_;
   std::any user_data_;
   std::shared_ptr<server_core> server_;
+  server_loop* loop_ = nullptr;  // a server's socket: its loop
+  std::size_t loop_index_ = 0;
+  server_hubs* hubs_ = nullptr;  // where the server's events go: its hubs, or the loop's stand-ins
   std::uint64_t id_;
   frame_parser parser_;
   frame_writer writer_;
@@ -432,7 +449,7 @@ private:
 struct socket_access {
   static std::shared_ptr<socket> create(transport io, connection_config config,
                                         upgrade_request request,
-                                        std::shared_ptr<server_core> server);
+                                        std::shared_ptr<server_core> server, server_loop* loop = nullptr);
   static connection& get(socket& s) noexcept { return *s.connection_; }
 };
 

@@ -3,8 +3,10 @@
 
 #include <websockets/upgrade.hpp>
 
+#include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ip/v6_only.hpp>
 #include <asio/write.hpp>
@@ -132,26 +134,117 @@ std::optional<deflate_params> server_core::agree_compression(const upgrade_reque
 }
 
 server_core::server_core(asio::any_io_executor ex, server_options options)
-    : ex_(std::move(ex)),
+    : server_hubs(options.event_queue),
+      ex_(std::move(ex)),
       options_(std::move(options)),
       config_(config_from(role::server, options_)),
-      read_pool_(std::make_shared<read_buffer_pool>(std::max<std::size_t>(config_.read_buffer, 512))),
       changed_(ex_),
       stream_free_(ex_),
-      stream_turn_(ex_),
-      connections_(options_.event_queue),
-      messages_(options_.event_queue),
-      pongs_(options_.event_queue),
-      closes_(options_.event_queue),
-      errors_(options_.event_queue),
-      streams_(options_.event_queue),
-      events_(options_.event_queue) {
+      stream_turn_(ex_) {
   auto url = parse_url(options_.url);
   host_ = std::move(url.host);
   port_ = std::move(url.port);
   path_ = std::move(url.path);
   if (url.secure) tls_ = make_server_tls(options_.tls);
   check_redis_option(options_.redis);
+  if (options_.threads == 0) throw std::invalid_argument("server threads must be at least 1");
+  if (options_.threads > 1 && !ex_.target<asio::io_context::executor_type>())
+    throw std::invalid_argument("a server with threads > 1 runs on an io_context's executor");
+  const std::size_t read_buffer = std::max<std::size_t>(config_.read_buffer, 512);
+  for (std::size_t i = 0; i < options_.threads; ++i) {
+    auto loop = std::make_unique<server_loop>();
+    loop->index = i;
+    loop->read_pool = std::make_shared<read_buffer_pool>(read_buffer);
+    if (i == 0) {
+      loop->ex = ex_;
+      loop->hubs = this;
+    } else {
+      loop->context = std::make_shared<asio::io_context>(1);
+      loop->ex = loop->context->get_executor();
+      loop->work.emplace(loop->context->get_executor());
+      loop->room = std::make_unique<notifier>(ex_);
+      loop->stand_ins = std::make_unique<server_hubs>(options_.event_queue);
+      auto& in = *loop->stand_ins;
+      in.connections_.forward_to(connections_, ex_);
+      in.messages_.forward_to(messages_, ex_);
+      in.pongs_.forward_to(pongs_, ex_);
+      in.closes_.forward_to(closes_, ex_);
+      in.errors_.forward_to(errors_, ex_);
+      in.streams_.forward_to(streams_, ex_);
+      in.events_.forward_to(events_, ex_);
+      loop->hubs = &in;
+      std::promise<void> finished;
+      loop->finished = finished.get_future();
+      loop->thread = std::thread([context = loop->context, finished = std::move(finished)]() mutable {
+        for (;;) {
+          try {
+            context->run();
+            break;
+          } catch (...) { // a handler of the application's threw: the loop goes on
+          }
+        }
+        finished.set_value();
+      });
+    }
+    loops_.push_back(std::move(loop));
+  }
+}
+
+server_core::~server_core() { join_loops(); }
+
+void server_core::join_loops() noexcept {
+  for (auto& loop : loops_) loop->work.reset();
+  // Once every socket is gone a loop runs out of work; one held up past the bound (an
+  // application's coroutine waiting on something else) is stopped.
+  const auto deadline = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(options_.close_timeout, 2s);
+  for (auto& loop : loops_) {
+    if (!loop->thread.joinable()) continue;
+    if (loop->finished.wait_until(deadline) != std::future_status::ready) loop->context->stop();
+    loop->thread.join();
+  }
+}
+
+message_compressor& server_loop::compressor(int window_bits, const deflate_options& options) {
+  auto& slot = compressors.at(static_cast<std::size_t>(window_bits));
+  // Every message compresses alone (no context takeover), so one compressor serves
+  // every socket of the loop with this window, and its output can be shared by all of them.
+  if (!slot) slot = std::make_unique<message_compressor>(window_bits, options, true);
+  return *slot;
+}
+
+void server_loop::run_here(std::function<void()> f) {
+  if (index == 0 || running_here(ex)) {
+    f();
+  } else {
+    asio::post(ex, std::move(f));
+  }
+}
+
+server_loop& server_core::loop_of(const asio::any_io_executor& ex) {
+  if (const auto* io = ex.target<asio::io_context::executor_type>())
+    for (auto& loop : loops_)
+      if (loop->context && &io->context() == loop->context.get()) return *loop;
+  return *loops_.front();
+}
+
+bool server_core::reserve() {
+  const std::lock_guard lock{registry_mutex_};
+  if (stopping_ || registry_.size() + reserved_ >= options_.max_connections) return false;
+  ++reserved_;
+  return true;
+}
+
+void server_core::unreserve() {
+  const std::lock_guard lock{registry_mutex_};
+  --reserved_;
+}
+
+void server_core::notify_changed() {
+  if (running_here(ex_)) {
+    changed_.notify_all();
+  } else {
+    asio::post(ex_, [self = shared_from_this()] { self->changed_.notify_all(); });
+  }
 }
 
 // ---- Listening ----
@@ -227,7 +320,15 @@ asio::awaitable<void> server_core::accept_all() {
 asio::awaitable<void> server_core::accept_loop(asio::ip::tcp::acceptor& acceptor) {
   auto self = shared_from_this();
   while (!stopping_ && acceptor.is_open()) {
-    auto [ec, tcp] = co_await acceptor.async_accept(nothrow);
+    // Sockets go to the loops in turn, each accepted straight onto its loop's io_context.
+    server_loop& loop = *loops_[next_loop_ % loops_.size()];
+    std::error_code ec;
+    asio::ip::tcp::socket tcp{loop.ex};
+    if (loops_.size() == 1) {
+      std::tie(ec, tcp) = co_await acceptor.async_accept(nothrow);
+    } else {
+      std::tie(ec, tcp) = co_await acceptor.async_accept(loop.ex, nothrow);
+    }
     if (stopping_) break;
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
@@ -236,49 +337,56 @@ asio::awaitable<void> server_core::accept_loop(asio::ip::tcp::acceptor& acceptor
       co_await sleep_for(ex_, 100ms);
       continue;
     }
-    asio::co_spawn(ex_, handle(std::move(tcp), {}), asio::detached);
+    ++next_loop_;
+    asio::co_spawn(loop.ex, handle(std::move(tcp), {}, loop), asio::detached);
   }
 }
 
-asio::awaitable<void> server_core::report_error(std::error_code ec) {
+asio::awaitable<void> server_core::report_error(std::error_code ec, server_hubs* hubs) {
+  if (!hubs) hubs = this;
   // Named values: g++ 12 miscompiles aggregate temporaries inside a co_await expression.
-  if (errors_.wanted()) {
+  if (hubs->errors_.wanted()) {
     error_event failed{nullptr, ec};
-    co_await errors_.publish(std::move(failed));
+    co_await hubs->errors_.publish(std::move(failed));
   }
-  if (events_.wanted()) {
+  if (hubs->events_.wanted()) {
     event failed{error_event{nullptr, ec}};
-    co_await events_.publish(std::move(failed));
+    co_await hubs->events_.publish(std::move(failed));
   }
 }
 
 asio::awaitable<void> server_core::answer(transport& io, std::string response) {
-  (void)co_await (io.write(response) || sleep_for(ex_, options_.handshake_timeout));
+  const auto ex = io.tcp().get_executor();
+  (void)co_await (io.write(response) || sleep_for(ex, options_.handshake_timeout));
   std::error_code ignored;
   io.tcp().shutdown(asio::socket_base::shutdown_send, ignored);
   // Closing with unread request bytes would reset the connection and could destroy
   // the answer before the client reads it: wait (briefly) for the client to close.
-  (void)co_await (drain(io) || sleep_for(ex_, std::min<std::chrono::milliseconds>(options_.handshake_timeout, 2s)));
+  (void)co_await (drain(io) || sleep_for(ex, std::min<std::chrono::milliseconds>(options_.handshake_timeout, 2s)));
   io.close();
 }
 
-asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string already_read) {
+asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string already_read,
+                                         server_loop& loop) {
   auto self = shared_from_this();
+  const auto ex = loop.ex; // the handshake runs on the socket's loop
+  const bool home = loop.index == 0; // on the server's executor: no hop for its hooks
+  server_hubs* hubs = loop.hubs;
   std::error_code ignored;
   tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
   transport io = tls_ ? transport{std::move(tcp), tls_} : transport{std::move(tcp)};
 
   // Known to stop() while the handshake runs, so that it can be cut short.
   struct tracked {
-    server_core& core;
+    server_loop& loop;
     asio::ip::tcp::socket* tcp;
     void forget() {
-      if (tcp) core.handshaking_.erase(tcp);
+      if (tcp) loop.handshaking.erase(tcp);
       tcp = nullptr;
     }
     ~tracked() { forget(); }
-  } tracking{*this, &io.tcp()};
-  handshaking_.insert(&io.tcp());
+  } tracking{loop, &io.tcp()};
+  loop.handshaking.insert(&io.tcp());
 
   http_parser parser{http_kind::request, options_.max_head_size};
   std::string rest;
@@ -288,14 +396,14 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   };
   if (io.secure()) {
-    auto shaken = co_await (io.accept_tls() || sleep_for(ex_, time_left()));
+    auto shaken = co_await (io.accept_tls() || sleep_for(ex, time_left()));
     if (shaken.index() == 1 || std::get<0>(shaken)) {
       io.close();
       if (shaken.index() == 1) {
-        co_await report_error(make_error_code(error::handshake_timeout));
+        co_await report_error(make_error_code(error::handshake_timeout), hubs);
       } else if (std::get<0>(shaken).category() == asio::error::get_ssl_category()) {
         // Not a TLS client, or one that trusts nothing we present.
-        co_await report_error(make_error_code(error::tls_handshake_failed));
+        co_await report_error(make_error_code(error::tls_handshake_failed), hubs);
       }
       co_return;
     }
@@ -304,10 +412,10 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   if (fed.state == http_parser::status::complete) {
     rest = already_read.substr(fed.consumed);
   } else if (fed.state == http_parser::status::need_more) {
-    auto read = co_await (read_head(io, parser, rest) || sleep_for(ex_, time_left()));
+    auto read = co_await (read_head(io, parser, rest) || sleep_for(ex, time_left()));
     if (read.index() == 1) {
       io.close();
-      co_await report_error(make_error_code(error::handshake_timeout));
+      co_await report_error(make_error_code(error::handshake_timeout), hubs);
       co_return;
     }
     if (std::get<0>(read)) {
@@ -317,7 +425,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   }
   if (parser.state() == http_parser::status::failed) {
     co_await answer(io, rejection_response(parser.failure()));
-    co_await report_error(make_error_code(parser.failure()));
+    co_await report_error(make_error_code(parser.failure()), hubs);
     co_return;
   }
 
@@ -327,7 +435,12 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     std::string response;
     if (http_) {
       try {
-        response = co_await http_(check.request.head());
+        // The application's handler runs on the server's executor.
+        if (home) {
+          response = co_await http_(check.request.head());
+        } else {
+          response = co_await asio::co_spawn(ex_, http_(check.request.head()), hop_token());
+        }
       } catch (const std::exception&) {
         response = rejection_response(500);
       }
@@ -343,25 +456,29 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   if (failure == error{} && !origin_allowed(check.request)) failure = error::forbidden;
   if (failure != error{}) {
     co_await answer(io, rejection_response(failure));
-    co_await report_error(make_error_code(failure));
+    co_await report_error(make_error_code(failure), hubs);
     co_return;
   }
-  if (stopping_ || registry_.size() + reserved_ >= options_.max_connections) {
+  if (!reserve()) {
     // Refused quietly: being full is not the client's error.
     co_await answer(io, rejection_response(error::too_many_connections));
     co_return;
   }
-
-  ++reserved_;
   struct reservation {
-    std::size_t& count;
-    ~reservation() { --count; }
-  } held{reserved_};
+    server_core& core;
+    ~reservation() { core.unreserve(); }
+  } held{*this};
   accept_decision decision;
   if (accept_) {
     try {
-      auto decided = co_await accept_(check.request);
-      decision = std::move(decided);
+      // The application's hook runs on the server's executor.
+      if (home) {
+        auto decided = co_await accept_(check.request);
+        decision = std::move(decided);
+      } else {
+        auto decided = co_await asio::co_spawn(ex_, accept_(check.request), hop_token());
+        decision = std::move(decided);
+      }
     } catch (const std::exception&) {
       decision = {.status = 500};
     }
@@ -378,28 +495,28 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   }
   if (decision.status != 0) {
     co_await answer(io, std::move(response));
-    co_await report_error(make_error_code(error::forbidden));
+    co_await report_error(make_error_code(error::forbidden), hubs);
     co_return;
   }
-  auto written = co_await (io.write(response) || sleep_for(ex_, options_.handshake_timeout));
+  auto written = co_await (io.write(response) || sleep_for(ex, options_.handshake_timeout));
   if (written.index() == 1 || std::get<0>(written) || stopping_) {
     io.close();
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(io), config, std::move(check.request), self);
+  auto sock = socket_access::create(std::move(io), config, std::move(check.request), self, &loop);
   socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe
   // to the socket: its first messages are not lost to a race.
-  auto point = std::make_shared<handoff>(ex_);
+  auto point = std::make_shared<handoff>(ex);
   point->add(); // while publishing
   auto& conn = socket_access::get(*sock);
   conn.start(std::as_bytes(std::span{rest.data(), rest.size()}), point);
-  if (connections_.wanted()) co_await connections_.publish(sock, point);
-  if (events_.wanted()) {
+  if (hubs->connections_.wanted()) co_await hubs->connections_.publish(sock, point);
+  if (hubs->events_.wanted()) {
     event opened{open_event{sock}};
-    co_await events_.publish(std::move(opened), point);
+    co_await hubs->events_.publish(std::move(opened), point);
   }
   point->done();
 }
@@ -407,28 +524,36 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
 // ---- The registry ----
 
 void server_core::add(const std::shared_ptr<socket>& s) {
-  registry_.emplace(s->id(), s);
-  changed_.notify_all();
+  {
+    const std::lock_guard lock{registry_mutex_};
+    registry_.emplace(s->id(), s);
+  }
+  notify_changed();
 }
 
 void server_core::remove(std::uint64_t id) {
-  if (registry_.erase(id) != 0) ++pending_reports_;
-  changed_.notify_all();
+  {
+    const std::lock_guard lock{registry_mutex_};
+    if (registry_.erase(id) != 0) ++pending_reports_;
+  }
+  notify_changed();
 }
 
 void server_core::closed_reported() noexcept {
-  if (pending_reports_ != 0) --pending_reports_;
-  changed_.notify_all();
+  {
+    const std::lock_guard lock{registry_mutex_};
+    if (pending_reports_ != 0) --pending_reports_;
+  }
+  try {
+    notify_changed();
+  } catch (...) { // out of memory for the post: stop() finds out at its deadline
+  }
 }
 
 // ---- Sending to many ----
 
 message_compressor& server_core::compressor(int window_bits) {
-  auto& slot = compressors_.at(static_cast<std::size_t>(window_bits));
-  // Every message compresses alone (no context takeover), so one compressor serves
-  // every socket with this window, and its output can be shared by all of them.
-  if (!slot) slot = std::make_unique<message_compressor>(window_bits, options_.deflate, true);
-  return *slot;
+  return loops_.front()->compressor(window_bits, options_.deflate);
 }
 
 const shared_bytes& server_core::message_frames::for_peer(connection& peer) {
@@ -441,25 +566,66 @@ const shared_bytes& server_core::message_frames::for_peer(connection& peer) {
   return frame;
 }
 
+namespace {
+
+/// The peers of one loop past the first and the frames for them.
+using loop_batch = std::vector<std::pair<std::shared_ptr<socket>, shared_bytes>>;
+
+/// `deliver`'s part on another loop: the same, on the peers' own thread.
+asio::awaitable<void> deliver_on_loop(loop_batch batch, const void* stream) {
+  std::vector<std::size_t> waiting;
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (!socket_access::get(*batch[i].first).try_enqueue(batch[i].second, stream)) waiting.push_back(i);
+  for (const std::size_t i : waiting)
+    (void)co_await socket_access::get(*batch[i].first).enqueue(std::move(batch[i].second), stream);
+}
+
+} // namespace
+
 template <class FrameFor>
 asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::shared_ptr<socket>>* targets,
                                            const void* stream, const socket* except) {
   // Every peer with room gets the frame now; then the others, one by one. A slow or
-  // busy peer delays only its own copy.
+  // busy peer delays only its own copy. The peers of other loops get the same bytes
+  // (encoded here, once) from a coroutine on their loop, one per loop, posted in order:
+  // deliveries to one loop start in the order of their calls, and keep it (a peer's
+  // waiting line). They are not waited for, up to `max_in_flight` per loop: a sender
+  // pipelines its messages to other threads instead of a round trip each.
   std::vector<std::shared_ptr<socket>> waiting;
+  std::vector<loop_batch> batches;
   auto offer = [&](const std::shared_ptr<socket>& s) {
     auto& conn = socket_access::get(*s);
-    if (!conn.try_enqueue(frame_for(conn), stream)) waiting.push_back(s);
+    if (const std::size_t index = conn.loop_index(); index != 0) {
+      if (batches.empty()) batches.resize(loops_.size());
+      batches[index].emplace_back(s, frame_for(conn));
+    } else if (!conn.try_enqueue(frame_for(conn), stream)) {
+      waiting.push_back(s);
+    }
   };
   if (targets) {
     for (const auto& s : *targets) offer(s);
   } else {
+    const std::lock_guard lock{registry_mutex_};
     for (const auto& entry : registry_)
       if (entry.second.get() != except) offer(entry.second);
+  }
+  for (std::size_t index = 1; index < batches.size(); ++index) {
+    if (batches[index].empty()) continue;
+    server_loop* loop = loops_[index].get();
+    ++loop->in_flight;
+    asio::co_spawn(loop->ex, deliver_on_loop(std::move(batches[index]), stream),
+                   asio::bind_executor(ex_, [self = shared_from_this(), loop](const std::exception_ptr&) {
+                     --loop->in_flight;
+                     loop->room->notify_all();
+                   }));
   }
   for (const auto& s : waiting) {
     auto& conn = socket_access::get(*s);
     (void)co_await conn.enqueue(frame_for(conn), stream);
+  }
+  for (std::size_t index = 1; index < batches.size(); ++index) {
+    server_loop& loop = *loops_[index];
+    while (loop.in_flight > server_loop::max_in_flight) co_await loop.room->wait();
   }
 }
 
@@ -470,8 +636,8 @@ asio::awaitable<void> server_core::broadcast(frame_head head, std::span<const st
     if (payload.size() > max_control_payload)
       throw std::invalid_argument("broadcast: a ping carries at most 125 bytes");
     const control_frame frame{opcode::ping, payload};
-    for (const auto& entry : registry_)
-      if (entry.second.get() != except) socket_access::get(*entry.second).enqueue_control(frame);
+    for (const auto& s : sockets_now())
+      if (s.get() != except) on_loop_of(s, [frame](connection& conn) { conn.enqueue_control(frame); });
     co_return;
   }
   if ((head.opcode != opcode::text && head.opcode != opcode::binary) || !head.fin || head.rsv1 ||
@@ -491,16 +657,22 @@ asio::awaitable<void> server_core::deliver_message(opcode op, std::span<const st
   co_await deliver(frame_for, nullptr, nullptr, except);
 }
 
+asio::awaitable<void> server_core::open_shared_stream(outgoing_stream& st, opcode op, const socket* exclude) {
+  st.shared_as = publish_stream_start(op);
+  co_await open_stream(st, op, exclude);
+}
+
 asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, const socket* exclude) {
   while (stream_busy_) co_await stream_free_.wait();
   st.opcode = op;
   st.started = false;
   st.sending = false;
   st.plain = false;
-  for (const auto& entry : registry_) {
-    const auto& s = entry.second;
+  for (const auto& s : sockets_now()) {
     auto& conn = socket_access::get(*s);
-    if (s.get() == exclude || !conn.is_open()) continue;
+    // A socket of another loop is asked on its own thread, when claimed: a closed one
+    // takes nothing.
+    if (s.get() == exclude || (conn.loop_index() == 0 && !conn.is_open())) continue;
     st.targets.push_back(s);
     // The whole stream is one message: compressed for every peer that agreed
     // permessage-deflate (its size is unknown, so the small-message threshold does not
@@ -518,8 +690,12 @@ asio::awaitable<void> server_core::open_stream(outgoing_stream& st, opcode op, c
       }
     }
   }
-  // Claimed once nothing can fail any more.
-  for (const auto& s : st.targets) socket_access::get(*s).claim_stream(&st);
+  // Claimed once nothing can fail any more (on another loop, before anything this
+  // stream sends there).
+  for (const auto& s : st.targets) {
+    const void* stream = &st;
+    on_loop_of(s, [stream](connection& conn) { conn.claim_stream(stream); });
+  }
   stream_busy_ = true;
   st.open = true;
 }
@@ -571,7 +747,13 @@ asio::awaitable<void> server_core::stream_chunk(outgoing_stream& st, std::span<c
 
 void server_core::close_stream(outgoing_stream& st) noexcept {
   if (!st.open) return;
-  for (const auto& s : st.targets) socket_access::get(*s).release_stream(&st);
+  for (const auto& s : st.targets) {
+    const void* stream = &st;
+    try {
+      on_loop_of(s, [stream](connection& conn) { conn.release_stream(stream); });
+    } catch (...) { // out of memory for the post: the socket stays held until it closes
+    }
+  }
   st.targets.clear();
   st.deflaters = {};
   std::vector<std::byte>{}.swap(st.compressed);
@@ -589,8 +771,8 @@ void server_core::abandon_stream(outgoing_stream& st) noexcept {
     // A final frame in every form: the compressed ones end their deflate streams.
     const stream_frames frames = encode_stream(st, {}, true);
     for (const auto& s : st.targets) {
-      auto& conn = socket_access::get(*s);
-      conn.enqueue_now(frames[static_cast<std::size_t>(conn.deflate_bits())]);
+      const shared_bytes& frame = frames[static_cast<std::size_t>(socket_access::get(*s).deflate_bits())];
+      on_loop_of(s, [frame](connection& conn) { conn.enqueue_now(frame); });
     }
   } catch (...) {
     // Out of memory: the peers get the close instead.
@@ -605,8 +787,7 @@ asio::awaitable<void> server_core::co_write(std::span<const std::byte> chunk, op
     if (chunk.empty()) co_return; // no stream to end
     st = std::make_shared<outgoing_stream>();
     write_stream_ = st;
-    st->shared_as = publish_stream_start(op);
-    co_await open_stream(*st, op, nullptr);
+    co_await open_shared_stream(*st, op, nullptr);
   }
   if (!chunk.empty()) {
     co_await stream_chunk(*st, chunk, false);
@@ -629,9 +810,9 @@ asio::awaitable<void> server_core::stop() {
   }
   std::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor.close(ignored);
-  for (auto* tcp : handshaking_) tcp->cancel(ignored);
-  for (const auto& entry : registry_)
-    socket_access::get(*entry.second).begin_close(close_code::going_away, "server stopping");
+  cancel_handshakes();
+  for (const auto& s : sockets_now())
+    on_loop_of(s, [](connection& conn) { conn.begin_close(close_code::going_away, "server stopping"); });
 
   // Each socket bounds its own close handshake by the close timeout; this deadline is
   // a safety net, after which the stragglers are dropped.
@@ -643,12 +824,12 @@ asio::awaitable<void> server_core::stop() {
       *expired = true;
       self->changed_.notify_all();
     });
-    while (!(registry_.empty() && pending_reports_ == 0) && !*expired) co_await changed_.wait();
+    while (!all_reported() && !*expired) co_await changed_.wait();
     deadline.cancel();
   };
   co_await wait_all(options_.close_timeout + 250ms);
-  if (!registry_.empty()) {
-    for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
+  if (const auto left = sockets_now(); !left.empty()) {
+    for (const auto& s : left) on_loop_of(s, [](connection& conn) { conn.abort(); });
     co_await wait_all(1s);
   }
   // Last: the sockets' relays cut by their closes have told the other instances.
@@ -673,15 +854,74 @@ void server_core::shutdown_now() noexcept {
   stop_redis();
   std::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor.close(ignored);
-  for (auto* tcp : handshaking_) tcp->cancel(ignored);
-  for (const auto& entry : registry_) socket_access::get(*entry.second).abort();
-  registry_.clear();
+  try {
+    cancel_handshakes();
+    for (const auto& s : sockets_now()) on_loop_of(s, [](connection& conn) { conn.abort(); });
+  } catch (...) { // out of memory for a post: join_loops() stops what is left
+  }
+  {
+    const std::lock_guard lock{registry_mutex_};
+    registry_.clear();
+  }
   end_generators();
 }
 
+std::vector<std::shared_ptr<socket>> server_core::sockets_now() const {
+  const std::lock_guard lock{registry_mutex_};
+  std::vector<std::shared_ptr<socket>> out;
+  out.reserve(registry_.size());
+  for (const auto& entry : registry_) out.push_back(entry.second);
+  return out;
+}
+
+bool server_core::all_reported() const {
+  const std::lock_guard lock{registry_mutex_};
+  return registry_.empty() && pending_reports_ == 0;
+}
+
+void server_core::cancel_handshakes() {
+  for (auto& loop : loops_)
+    loop->run_here([l = loop.get()] {
+      std::error_code ignored;
+      for (auto* tcp : l->handshaking) tcp->cancel(ignored);
+    });
+}
+
+void server_core::on_loop_of(const std::shared_ptr<socket>& s, std::function<void(connection&)> f) {
+  auto& conn = socket_access::get(*s);
+  if (conn.loop_index() == 0) {
+    f(conn);
+  } else {
+    asio::post(loops_[conn.loop_index()]->ex, [s, f = std::move(f)] { f(socket_access::get(*s)); });
+  }
+}
+
 asio::awaitable<void> wait_pipe(std::shared_ptr<socket> from, std::shared_ptr<pipe_state> state) {
-  while (!state->finished) co_await state->done.wait();
+  while (!state->finished) {
+    if (state->follows) {
+      state = state->follows; // attached to a pipe already there: that one's end
+      continue;
+    }
+    co_await state->done.wait();
+  }
   (void)from;
+}
+
+asio::awaitable<void> server_core::let_consumers_take(std::chrono::milliseconds limit) {
+  auto self = shared_from_this();
+  auto point = std::make_shared<handoff>(ex_);
+  point->add(); // while registering
+  messages_.hand_off_all(point);
+  streams_.hand_off_all(point);
+  events_.hand_off_all(point);
+  point->done();
+  if (!point->pending()) co_return;
+  asio::steady_timer deadline{ex_, limit};
+  deadline.async_wait([point](std::error_code ec) {
+    if (!ec) point->release();
+  });
+  while (point->pending()) co_await point->wait();
+  deadline.cancel();
 }
 
 } // namespace detail
@@ -692,7 +932,10 @@ server::server(asio::any_io_executor executor, server_options options)
     : core_(std::make_shared<detail::server_core>(std::move(executor), std::move(options))) {}
 
 server::~server() {
-  if (core_) core_->shutdown_now();
+  if (core_) {
+    core_->shutdown_now();
+    core_->join_loops();
+  }
 }
 
 asio::awaitable<void> server::listen() {
@@ -706,7 +949,11 @@ asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view
   if (core_->tls_ && !already_read.empty())
     throw std::invalid_argument("a wss:// server does the TLS handshake itself: hand it a connection before reading");
   if (!core_->stopping_) core_->start_redis();
-  return core_->handle(std::move(tcp), std::string(already_read));
+  auto& loop = core_->loop_of(tcp.get_executor());
+  if (loop.index == 0) return core_->handle(std::move(tcp), std::string(already_read), loop);
+  // A connection of one of the server's own loops: its handshake runs there.
+  return asio::co_spawn(loop.ex, core_->handle(std::move(tcp), std::string(already_read), loop),
+                        detail::hop_token());
 }
 
 void server::on_http(http_handler handler) { core_->http_ = std::move(handler); }
@@ -736,12 +983,16 @@ asio::awaitable<void> server::co_write(std::span<const std::byte> chunk, websock
 
 asio::awaitable<void> server::stop() { return core_->stop(); }
 
-std::size_t server::connection_count() const noexcept { return core_->registry_.size(); }
+std::size_t server::connection_count() const noexcept {
+  const std::lock_guard lock{core_->registry_mutex_};
+  return core_->registry_.size();
+}
 
-std::vector<std::shared_ptr<socket>> server::sockets() const {
-  std::vector<std::shared_ptr<socket>> out;
-  out.reserve(core_->registry_.size());
-  for (const auto& entry : core_->registry_) out.push_back(entry.second);
+std::vector<std::shared_ptr<socket>> server::sockets() const { return core_->sockets_now(); }
+
+std::vector<asio::any_io_executor> server::executors() const {
+  std::vector<asio::any_io_executor> out;
+  for (const auto& loop : core_->loops_) out.push_back(loop->ex);
   return out;
 }
 
@@ -750,10 +1001,20 @@ const server_options& server::options() const noexcept { return core_->options_;
 bool server::redis_connected() const noexcept { return core_->redis_connected(); }
 
 asio::awaitable<void> pipe(std::shared_ptr<socket> from, server& to, pipe_options options) {
-  // Not a coroutine: the pipe attaches now, before the caller's next suspension.
-  auto state = detail::socket_access::get(*from).attach_pipe(detail::server_access::shared(to),
-                                                            options.include_sender);
-  return detail::wait_pipe(std::move(from), std::move(state));
+  // Not a coroutine: the pipe attaches now, before the caller's next suspension (from
+  // another thread, it is posted now to the socket's loop, ahead of what the caller
+  // lets happen there next).
+  if (detail::running_here(from->executor())) {
+    auto state = detail::socket_access::get(*from).attach_pipe(detail::server_access::shared(to),
+                                                              options.include_sender);
+    return detail::wait_pipe(std::move(from), std::move(state));
+  }
+  auto state = std::make_shared<detail::pipe_state>(from->executor());
+  asio::post(from->executor(), [from, to = detail::server_access::shared(to), state, options] {
+    (void)detail::socket_access::get(*from).attach_pipe(to, options.include_sender, state);
+  });
+  const auto ex = from->executor();
+  return asio::co_spawn(ex, detail::wait_pipe(std::move(from), std::move(state)), detail::hop_token());
 }
 
 } // namespace websockets

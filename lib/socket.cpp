@@ -133,32 +133,42 @@ std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory
 
 std::shared_ptr<socket> socket_access::create(transport io, connection_config config,
                                               upgrade_request request,
-                                              std::shared_ptr<server_core> server) {
+                                              std::shared_ptr<server_core> server, server_loop* loop) {
   std::shared_ptr<socket> s{new socket{nullptr}};
   s->connection_ = std::make_unique<connection>(*s, std::move(io), config, std::move(request),
-                                                std::move(server), ++last_socket_id);
+                                                std::move(server), loop, ++last_socket_id);
   return s;
 }
 
 connection::connection(socket& owner, transport io, connection_config config, upgrade_request request,
-                       std::shared_ptr<server_core> server, std::uint64_t id)
+                       std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id)
     : owner_(owner),
+      loop_keep_(loop ? loop->context : nullptr),
       ex_(io.tcp().get_executor()),
       io_(std::move(io)),
       config_(config),
       request_(std::move(request)),
       server_(std::move(server)),
+      loop_(loop),
+      loop_index_(loop ? loop->index : 0),
+      hubs_(loop ? loop->hubs : nullptr),
       id_(id),
       parser_(parser_options{.role = config.role,
                              .limits = config.limits,
                              .allow_compression = config.compression.has_value()}),
       writer_(config.role),
-      read_pool_(server_ ? server_->read_pool_
-                         : std::make_shared<read_buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
+      read_pool_(loop ? loop->read_pool
+                      : std::make_shared<read_buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
       idle_timer_(ex_),
       messages_(config.event_queue),
       streams_(config.event_queue),
       events_(config.event_queue) {
+  if (loop_keep_) {
+    // Generators of this socket keep its loop's io_context (their timers') alive.
+    messages_.keep(loop_keep_);
+    streams_.keep(loop_keep_);
+    events_.keep(loop_keep_);
+  }
   if (const auto& agreed = config.compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
@@ -280,8 +290,8 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
         if (assembling_) {
           assembling_ = false;
           message whole{self(), message_op_, std::move(payload_)};
-          if (!try_fan_out(whole, &messages_, server_ ? &server_->messages_ : nullptr, true))
-            co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, true);
+          if (!try_fan_out(whole, &messages_, hubs_ ? &hubs_->messages_ : nullptr, true))
+            co_await fan_out(std::move(whole), &messages_, hubs_ ? &hubs_->messages_ : nullptr, true);
         }
       } else {
         co_await on_end();
@@ -291,7 +301,7 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
         co_await on_ping(control->payload);
       } else if (!close_sent_) {
         pong_event pong{self(), to_string(control->payload)};
-        co_await fan_out(std::move(pong), nullptr, server_ ? &server_->pongs_ : nullptr, true);
+        co_await fan_out(std::move(pong), nullptr, hubs_ ? &hubs_->pongs_ : nullptr, true);
       }
     } else if (const auto* close = std::get_if<parse::close>(&ev)) {
       co_await let_consumers_answer();
@@ -310,13 +320,11 @@ bool connection::wants_message(bool streamed) const noexcept {
   // A streamed message is reassembled only when nobody reads it as a stream: a reader
   // of both streams() and messages() (or of events()) gets it once, as a stream.
   if (streamed && wants_stream()) return false;
-  return messages_.wanted() || events_.wanted() ||
-         (server_ && (server_->messages_.wanted() || server_->events_.wanted()));
+  return messages_.wanted() || events_.wanted() || (hubs_ && (hubs_->messages_.wanted() || hubs_->events_.wanted()));
 }
 
 bool connection::wants_stream() const noexcept {
-  return streams_.wanted() || events_.wanted() ||
-         (server_ && (server_->streams_.wanted() || server_->events_.wanted()));
+  return streams_.wanted() || events_.wanted() || (hubs_ && (hubs_->streams_.wanted() || hubs_->events_.wanted()));
 }
 
 void connection::begin_message(opcode op, bool streamed, bool compressed) {
@@ -336,7 +344,7 @@ asio::awaitable<void> connection::on_begin(opcode op) {
     point->add(); // while publishing
     stream_handoff_ = point;
     stream_event start{stream_start{self(), op}};
-    co_await fan_out(std::move(start), &streams_, server_ ? &server_->streams_ : nullptr, true, point);
+    co_await fan_out(std::move(start), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true, point);
     point->done();
     while (point->pending() && !stop_reading_) co_await point->wait();
     stream_handoff_.reset();
@@ -344,9 +352,35 @@ asio::awaitable<void> connection::on_begin(opcode op) {
   if (pipe_ && !stop_reading_) {
     pipe_->relaying = true;
     relay_ = std::make_unique<outgoing_stream>();
-    relay_->shared_as = pipe_->to->publish_stream_start(op);
-    co_await pipe_->to->open_stream(*relay_, op, pipe_->include_sender ? nullptr : &owner_);
+    co_await relay_open(op);
   }
+}
+
+// A pipe's target server keeps its streams on its own executor: from another thread,
+// its calls hop there (the relay is used by one of them at a time).
+asio::awaitable<void> connection::relay_open(opcode op) {
+  const auto to = pipe_->to;
+  const socket* exclude = pipe_->include_sender ? nullptr : &owner_;
+  if (running_here(to->ex_)) {
+    co_await to->open_shared_stream(*relay_, op, exclude);
+  } else {
+    co_await asio::co_spawn(to->ex_, to->open_shared_stream(*relay_, op, exclude), hop_token());
+  }
+}
+
+asio::awaitable<void> connection::relay_chunk(std::span<const std::byte> bytes, bool fin) {
+  const auto to = pipe_->to;
+  if (running_here(to->ex_)) {
+    co_await to->stream_chunk(*relay_, bytes, fin);
+    if (fin) to->close_stream(*relay_);
+    co_return;
+  }
+  auto there = [](std::shared_ptr<server_core> core, outgoing_stream& st, std::span<const std::byte> chunk,
+                  bool last) -> asio::awaitable<void> {
+    co_await core->stream_chunk(st, chunk, last);
+    if (last) core->close_stream(st);
+  };
+  co_await asio::co_spawn(to->ex_, there(to, *relay_, bytes, fin), hop_token());
 }
 
 void connection::fail(websockets::error e) noexcept {
@@ -383,9 +417,9 @@ asio::awaitable<void> connection::on_payload(std::span<const std::byte> bytes) {
   if (!streamed_) co_return;
   if (wants_stream()) {
     stream_event data{stream_data{self(), to_string(bytes)}};
-    co_await fan_out(std::move(data), &streams_, server_ ? &server_->streams_ : nullptr, true);
+    co_await fan_out(std::move(data), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true);
   }
-  if (relay_) co_await pipe_->to->stream_chunk(*relay_, bytes, false);
+  if (relay_) co_await relay_chunk(bytes, false);
 }
 
 asio::awaitable<void> connection::on_end() {
@@ -398,12 +432,10 @@ asio::awaitable<void> connection::on_end() {
   if (streamed_) {
     if (wants_stream()) {
       stream_event end{stream_end{self()}};
-      co_await fan_out(std::move(end), &streams_, server_ ? &server_->streams_ : nullptr, true);
+      co_await fan_out(std::move(end), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true);
     }
     if (relay_) {
-      const auto to = pipe_->to;
-      co_await to->stream_chunk(*relay_, {}, true);
-      to->close_stream(*relay_);
+      co_await relay_chunk({}, true);
       relay_.reset();
       finish_pipe();
     }
@@ -411,7 +443,7 @@ asio::awaitable<void> connection::on_end() {
   if (assembling_) {
     assembling_ = false;
     message whole{self(), message_op_, std::move(payload_)};
-    co_await fan_out(std::move(whole), &messages_, server_ ? &server_->messages_ : nullptr, !streamed_);
+    co_await fan_out(std::move(whole), &messages_, hubs_ ? &hubs_->messages_ : nullptr, !streamed_);
   }
   streamed_ = false;
 }
@@ -434,12 +466,17 @@ asio::awaitable<void> connection::let_consumers_answer() {
   messages_.hand_off_all(point);
   streams_.hand_off_all(point);
   events_.hand_off_all(point);
-  if (server_) {
-    server_->messages_.hand_off_all(point);
-    server_->streams_.hand_off_all(point);
-    server_->events_.hand_off_all(point);
+  const bool stand_ins = hubs_ && hubs_->messages_.forwards();
+  if (hubs_ && !stand_ins) {
+    hubs_->messages_.hand_off_all(point);
+    hubs_->streams_.hand_off_all(point);
+    hubs_->events_.hand_off_all(point);
   }
   point->done();
+  if (stand_ins && (hubs_->messages_.wanted() || hubs_->streams_.wanted() || hubs_->events_.wanted())) {
+    // The server's consumers are on its executor: they take theirs there.
+    co_await asio::co_spawn(server_->ex_, server_->let_consumers_take(config_.close_timeout), hop_token());
+  }
   if (!point->pending()) co_return;
   stream_handoff_ = point; // released too when the connection is given up
   asio::steady_timer deadline{ex_};
@@ -468,7 +505,7 @@ void connection::on_close(std::uint16_t code, std::string_view reason) {
 template <class E>
 connection::recipients connection::recipients_of(hub<E>* own, hub<E>* server_kind, bool to_events) noexcept {
   hub<event>* own_events = to_events ? &events_ : nullptr;
-  hub<event>* server_events = to_events && server_ ? &server_->events_ : nullptr;
+  hub<event>* server_events = to_events && hubs_ ? &hubs_->events_ : nullptr;
   return {own_events,
           server_events,
           own && own->wanted(),
@@ -574,7 +611,7 @@ connection::turn connection::overflow(const void* stream) {
     // Reported from its own coroutine: the sender (a broadcast) must not wait on the
     // consumers of errors.
     asio::co_spawn(ex_, fan_out(error_event{self(), make_error_code(websockets::error::message_dropped)}, nullptr,
-                                server_ ? &server_->errors_ : nullptr, true),
+                                hubs_ ? &hubs_->errors_ : nullptr, true),
                    asio::detached);
     return turn::dropped;
   }
@@ -771,7 +808,7 @@ int connection::deflate_bits() const noexcept {
 shared_bytes connection::encode_message(opcode op, std::span<const std::byte> payload) {
   const int bits = compression_bits(payload.size());
   if (bits == 0) return encode_frame(config_.role, op, true, payload);
-  message_compressor& compressor = compressor_ ? *compressor_ : server_->compressor(bits);
+  message_compressor& compressor = compressor_ ? *compressor_ : loop_->compressor(bits, config_.deflate);
   return encode_frame(config_.role, op, true, compressor.compress(payload), true);
 }
 
@@ -803,25 +840,36 @@ void connection::begin_close(close_code code, std::string_view reason) {
   arm_close_deadline();
 }
 
-generator<message> connection::messages() {
-  release_handoff();
-  return messages_.subscribe(ex_);
+template <class T>
+generator<T> connection::subscribe(hub<T>& h) {
+  if (running_here(ex_)) {
+    release_handoff();
+    return h.subscribe(ex_);
+  }
+  // From another thread: attached on the socket's loop, in order with what the caller
+  // does next there (the reader, held at the open handoff, goes on after it).
+  auto sub = h.prepare(ex_);
+  asio::post(ex_, [me = self(), &h, sub] {
+    socket_access::get(*me).release_handoff();
+    h.attach(sub);
+  });
+  return hub<T>::generator_of(std::move(sub));
 }
 
-generator<stream_event> connection::streams() {
-  release_handoff();
-  return streams_.subscribe(ex_);
-}
+generator<message> connection::messages() { return subscribe(messages_); }
 
-generator<event> connection::events() {
-  release_handoff();
-  return events_.subscribe(ex_);
-}
+generator<stream_event> connection::streams() { return subscribe(streams_); }
 
-std::shared_ptr<pipe_state> connection::attach_pipe(std::shared_ptr<server_core> to, bool include_sender) {
+generator<event> connection::events() { return subscribe(events_); }
+
+std::shared_ptr<pipe_state> connection::attach_pipe(std::shared_ptr<server_core> to, bool include_sender,
+                                                    std::shared_ptr<pipe_state> made) {
   release_handoff();
-  if (pipe_) return pipe_;
-  auto state = std::make_shared<pipe_state>(ex_);
+  if (pipe_) {
+    if (made) made->follows = pipe_;
+    return pipe_;
+  }
+  auto state = made ? std::move(made) : std::make_shared<pipe_state>(ex_);
   state->to = std::move(to);
   state->include_sender = include_sender;
   if (tearing_down_ || stop_reading_ || !state->to) {
@@ -940,7 +988,15 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   // A relay cut short still ends with a final frame: its peers are not left inside a
   // message, and the server's stream slot is freed.
   if (relay_) {
-    if (pipe_ && pipe_->to) pipe_->to->abandon_stream(*relay_);
+    if (pipe_ && pipe_->to) {
+      if (running_here(pipe_->to->ex_)) {
+        pipe_->to->abandon_stream(*relay_);
+      } else {
+        // On the target's executor: the relay goes with it.
+        std::shared_ptr<outgoing_stream> relay{std::move(relay_)};
+        asio::post(pipe_->to->ex_, [to = pipe_->to, relay] { to->abandon_stream(*relay); });
+      }
+    }
     relay_.reset();
   }
   finish_pipe();
@@ -969,10 +1025,10 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   if (server) server->remove(id_);
   if (error) {
     error_event failed{me, error};
-    co_await fan_out(std::move(failed), nullptr, server ? &server->errors_ : nullptr, true);
+    co_await fan_out(std::move(failed), nullptr, hubs_ ? &hubs_->errors_ : nullptr, true);
   }
   close_event closed{me, code, std::move(reason)};
-  co_await fan_out(std::move(closed), nullptr, server ? &server->closes_ : nullptr, true);
+  co_await fan_out(std::move(closed), nullptr, hubs_ ? &hubs_->closes_ : nullptr, true);
   reported_ = true;
   messages_.end();
   streams_.end();
@@ -995,26 +1051,42 @@ std::uint64_t socket::id() const noexcept { return connection_->id(); }
 
 websockets::role socket::role() const noexcept { return connection_->role(); }
 
+namespace {
+
+/// `call` on the socket's executor: as is when the caller runs there, else from a
+/// coroutine spawned there (which keeps the socket alive), the caller resuming on its own.
+asio::awaitable<std::error_code> on_socket_loop(std::shared_ptr<socket> s,
+                                                asio::awaitable<std::error_code> call) {
+  co_return co_await asio::co_spawn(s->executor(), std::move(call), detail::hop_token());
+}
+
+} // namespace
+
 asio::awaitable<std::error_code> socket::send(std::string_view text) {
-  return connection_->send(opcode::text, std::as_bytes(std::span{text.data(), text.size()}));
+  return send(opcode::text, std::as_bytes(std::span{text.data(), text.size()}));
 }
 
 asio::awaitable<std::error_code> socket::send(std::span<const std::byte> bytes) {
-  return connection_->send(opcode::binary, bytes);
+  return send(opcode::binary, bytes);
 }
 
 asio::awaitable<std::error_code> socket::send(websockets::opcode opcode,
                                               std::span<const std::byte> payload) {
-  return connection_->send(opcode, payload);
+  if (detail::running_here(executor())) return connection_->send(opcode, payload);
+  return on_socket_loop(shared_from_this(), connection_->send(opcode, payload));
 }
 
 asio::awaitable<std::error_code> socket::ping(std::span<const std::byte> payload) {
-  return connection_->ping(payload);
+  if (detail::running_here(executor())) return connection_->ping(payload);
+  return on_socket_loop(shared_from_this(), connection_->ping(payload));
 }
 
 asio::awaitable<std::error_code> socket::close(close_code code, std::string_view reason) {
-  return connection_->close(code, reason);
+  if (detail::running_here(executor())) return connection_->close(code, reason);
+  return on_socket_loop(shared_from_this(), connection_->close(code, reason));
 }
+
+const asio::any_io_executor& socket::executor() const noexcept { return connection_->executor(); }
 
 generator<message> socket::messages() { return connection_->messages(); }
 

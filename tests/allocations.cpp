@@ -16,7 +16,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define WEBSOCKETS_TEST_SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer) || __has_feature(thread_sanitizer)
 #define WEBSOCKETS_TEST_SANITIZED 1
 #endif
 #endif

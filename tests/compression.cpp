@@ -154,12 +154,6 @@ asio::awaitable<void> audience::join(websockets::server& srv,
   (void)co_await next(conns);
 }
 
-// Runs `a` on its own; the flag says when it is done.
-std::shared_ptr<bool> spawn(executor ex, asio::awaitable<void> a) {
-  auto done = std::make_shared<bool>(false);
-  asio::co_spawn(ex, std::move(a), [done](const std::exception_ptr&) { *done = true; });
-  return done;
-}
 
 // Relays every streamed message of `srv` to its other sockets.
 asio::awaitable<void> relay_streams(websockets::server& srv) {

@@ -32,6 +32,15 @@ std::atomic<bool> counting{false};
 std::atomic<long> allocations{0};
 } // namespace
 
+// ThreadSanitizer's runtime defines operator new itself (statically): nothing is counted
+// there, and the check below is skipped.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEBSOCKETS_TEST_NO_COUNTING 1
+#endif
+#endif
+
+#ifndef WEBSOCKETS_TEST_NO_COUNTING
 // GCC, seeing these inlined into std::allocator, takes the malloc/free pair for a
 // mismatch with operator new; replacing both ends is what the standard allows.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -47,6 +56,7 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 // Events print as a list when a check fails.
@@ -1073,7 +1083,9 @@ TEST_CASE("the parser never allocates") {
   }
   const auto f = failing.parse(bad);
   counting = false;
+#ifndef WEBSOCKETS_TEST_NO_COUNTING
   CHECK(allocations == 0);
+#endif
   CHECK(events_seen > 100);
   CHECK(std::holds_alternative<parse::failure>(f.event));
 }

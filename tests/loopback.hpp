@@ -18,8 +18,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -65,6 +67,20 @@ void run(Body body, std::chrono::milliseconds limit = 15s) {
 inline asio::awaitable<void> sleep(std::chrono::milliseconds duration) {
   asio::steady_timer timer{co_await asio::this_coro::executor, duration};
   (void)co_await timer.async_wait(nothrow);
+}
+
+/// Runs `a` on its own; the flag says when it is done.
+inline std::shared_ptr<bool> spawn(executor ex, asio::awaitable<void> a) {
+  auto done = std::make_shared<bool>(false);
+  asio::co_spawn(ex, std::move(a), [done](const std::exception_ptr&) { *done = true; });
+  return done;
+}
+
+/// Waits until `flag` is set, for at most `limit`; the flag's value.
+inline asio::awaitable<bool> until(const std::shared_ptr<bool>& flag, std::chrono::milliseconds limit = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!*flag && std::chrono::steady_clock::now() < deadline) co_await sleep(std::chrono::milliseconds{5});
+  co_return *flag;
 }
 
 /// `co_await a`, or an empty optional after `limit`.
@@ -122,8 +138,12 @@ inline std::string url_of(const websockets::server& srv, std::string_view path =
 }
 
 /// `options` with the default url replaced by 127.0.0.1 and a free port.
+/// With WEBSOCKETS_TEST_THREADS=N in the environment (tests/run --tsan), servers of
+/// one thread get N: every test through here runs with sockets on several event loops.
 inline websockets::server_options local(websockets::server_options options = {}) {
   if (options.url == "ws://localhost:3000") options.url = "ws://127.0.0.1:0/";
+  if (const char* threads = std::getenv("WEBSOCKETS_TEST_THREADS"); threads && options.threads == 1)
+    options.threads = static_cast<std::size_t>(std::max(1, std::atoi(threads)));
   return options;
 }
 

@@ -10,12 +10,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <fcntl.h>
 #include <spawn.h>
 #include <string>
 #include <string_view>
 #include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 extern char** environ;
@@ -88,5 +90,19 @@ private:
   std::uint16_t port_;
   pid_t pid_ = -1;
 };
+
+/// True when redis-server can be started (it is on the PATH).
+inline bool available() {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    const std::string dir{dirs.substr(0, colon)};
+    if (::access((dir + "/redis-server").c_str(), X_OK) == 0) return true;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return false;
+}
 
 } // namespace redis_test

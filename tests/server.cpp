@@ -13,19 +13,6 @@ using websockets::opcode;
 
 namespace {
 
-// Runs `a` on its own; the flag says when it is done.
-std::shared_ptr<bool> spawn(executor ex, asio::awaitable<void> a) {
-  auto done = std::make_shared<bool>(false);
-  asio::co_spawn(ex, std::move(a), [done](const std::exception_ptr&) { *done = true; });
-  return done;
-}
-
-asio::awaitable<bool> until(const std::shared_ptr<bool>& flag, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!*flag && std::chrono::steady_clock::now() < deadline) co_await sleep(std::chrono::milliseconds{5});
-  co_return *flag;
-}
-
 // Reads an HTTP status line from a raw request.
 asio::awaitable<std::string> status_of(executor ex, std::uint16_t port, std::string request) {
   raw_peer raw{ex};

@@ -4,18 +4,25 @@
 // connection's reader, and TCP pushes back on the peer. An event kind with no
 // subscriber costs nothing: the event is not even built.
 //
-// Everything here runs on one executor (one thread, or a strand): channels and timers
-// are used without locks.
+// Each channel lives on one executor (one thread, or a strand) and is used there without
+// locks: `generator::next()` called from another thread (a server with `threads` > 1,
+// whose sockets live on other threads) hops to the channel's executor for the call.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +41,20 @@ namespace detail {
 /// Completion token that reports errors as values instead of throwing: connection
 /// coroutines must never throw out.
 inline constexpr auto nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// The completion token of a hop to another thread's executor (`co_await
+/// co_spawn(there, ..., hop_token())`): without a cancellation slot, since Asio 1.22's
+/// co_spawn would run the caller's cancellation on the caller's thread inside the other
+/// thread's coroutine.
+inline auto hop_token() { return asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable); }
+
+/// True when code running now may use objects of `ex` without a hop: `ex` is an
+/// io_context's executor and this thread runs that io_context, or `ex` is of another
+/// kind (a strand, ...), which this library takes to be the caller's own.
+[[nodiscard]] inline bool running_here(const asio::any_io_executor& ex) noexcept {
+  if (const auto* io = ex.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
+  return true;
+}
 
 /// A condition variable for coroutines on one executor: a timer that never expires,
 /// cancelled to wake every waiter. Waiters re-check their condition in a loop.
@@ -103,6 +124,14 @@ public:
     });
   }
 
+  /// Counted in `counter` (a hub's subscribers, read from other threads) until it ends.
+  void count_in(std::shared_ptr<std::atomic<std::size_t>> counter) noexcept {
+    counter->fetch_add(1, std::memory_order_release);
+    counter_ = std::move(counter);
+  }
+  /// Keeps `owner` (the event loop its channel's timers belong to) alive as long as it.
+  void keep(std::shared_ptr<void> owner) noexcept { keep_ = std::move(owner); }
+
   /// The event just delivered starts a handoff at `point`.
   void hand_off(const std::shared_ptr<handoff>& point) {
     if (taken_ >= delivered_) return; // the consumer has it already
@@ -111,6 +140,10 @@ public:
   }
 
 protected:
+  void uncount() noexcept {
+    if (counter_) counter_->fetch_sub(1, std::memory_order_release);
+    counter_.reset();
+  }
   void release_handoffs() noexcept {
     for (auto& h : handoffs_)
       if (auto p = h.point.lock()) p->done();
@@ -126,6 +159,8 @@ protected:
   std::uint64_t taken_ = 0;     // events the consumer took out
   bool dropped_ = false;        // the generator is gone
   bool ended_ = false;          // the publisher has ended
+  std::shared_ptr<std::atomic<std::size_t>> counter_; // the hub's count of subscribers, if kept
+  std::shared_ptr<void> keep_;                        // declared first: destroyed last
 };
 
 /// One generator's queue and bookkeeping: a ring of at most `capacity` events that
@@ -135,7 +170,10 @@ template <class T>
 class subscription final : public subscription_base {
 public:
   subscription(const asio::any_io_executor& ex, std::size_t capacity)
-      : capacity_(std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
+      : ex_(ex), capacity_(std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
+
+  /// The executor the channel lives on.
+  [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
 
   /// Puts `value` in the channel, waiting while it is full. Returns false when the
   /// consumer is gone: the event is dropped for it.
@@ -155,6 +193,7 @@ public:
   void end() noexcept {
     if (ended_) return;
     ended_ = true;
+    uncount();
     release_handoffs();
     readable_.notify_all();
     writable_.notify_all();
@@ -163,6 +202,7 @@ public:
   /// The generator is gone: wake a publisher waiting on the full channel.
   void drop() noexcept {
     dropped_ = true;
+    uncount();
     release_handoffs();
     writable_.notify_all();
   }
@@ -214,6 +254,7 @@ private:
     return true;
   }
 
+  asio::any_io_executor ex_;
   std::size_t capacity_;
   std::vector<T> ring_;
   std::size_t head_ = 0;  // the oldest event
@@ -231,10 +272,41 @@ public:
   hub& operator=(const hub&) = delete;
   ~hub() { end(); }
 
+  /// Makes this hub, on an event loop of its own, the stand-in of `main` (whose
+  /// generators live on `main_ex`, another thread): `wanted()` tells whether `main` has
+  /// subscribers, and `publish` delivers to them from `main_ex`, returning once they
+  /// have it (and, with a handoff point, once they have taken it).
+  void forward_to(hub& main, asio::any_io_executor main_ex) {
+    if (!main.count_) main.count_ = std::make_shared<std::atomic<std::size_t>>(0);
+    main_ = &main;
+    main_ex_ = std::move(main_ex);
+  }
+  /// True for a stand-in (`forward_to`).
+  [[nodiscard]] bool forwards() const noexcept { return main_ != nullptr; }
+  /// Every subscription keeps `owner` alive (the event loop of its timers).
+  void keep(std::shared_ptr<void> owner) noexcept { keep_ = std::move(owner); }
+
   /// A new generator of this kind, whose waits run on `ex`. After `end()`, one that
   /// ends at once.
   generator<T> subscribe(const asio::any_io_executor& ex) {
+    auto sub = prepare(ex);
+    attach(sub);
+    return generator<T>{std::move(sub)};
+  }
+
+  /// A subscription of this hub, not attached yet: `attach` it on the hub's executor
+  /// (`subscribe` from another thread).
+  std::shared_ptr<subscription<T>> prepare(const asio::any_io_executor& ex) {
     auto sub = std::make_shared<subscription<T>>(ex, capacity_);
+    if (keep_) sub->keep(keep_);
+    return sub;
+  }
+  /// The generator of a prepared subscription.
+  static generator<T> generator_of(std::shared_ptr<subscription<T>> sub) { return generator<T>{std::move(sub)}; }
+
+  /// Starts delivering to `sub` (from `prepare`), or ends it after `end()`.
+  void attach(const std::shared_ptr<subscription<T>>& sub) {
+    if (!sub->active()) return;
     if (ended_) {
       sub->end();
     } else {
@@ -245,12 +317,13 @@ public:
           if (s->active()) next->push_back(s);
       next->push_back(sub);
       subs_ = std::move(next);
+      if (count_) sub->count_in(count_);
     }
-    return generator<T>{std::move(sub)};
   }
 
   /// True when some generator would receive an event: when false, do not build it.
   [[nodiscard]] bool wanted() const noexcept {
+    if (main_) return main_->count_->load(std::memory_order_acquire) != 0;
     if (!subs_) return false;
     return std::any_of(subs_->begin(), subs_->end(), [](auto& s) { return s->active(); });
   }
@@ -258,6 +331,11 @@ public:
   /// Delivers `value` to every subscriber, in turn, waiting on full channels. With
   /// `point`, every subscriber that got it must act before `point` is passed.
   asio::awaitable<void> publish(T value, const std::shared_ptr<handoff>& point = nullptr) {
+    if (main_) {
+      // A stand-in: delivered by `main` on its own executor.
+      co_await asio::co_spawn(main_ex_, main_->publish_held(std::move(value), point != nullptr), hop_token());
+      co_return;
+    }
     auto subs = subs_; // a snapshot: subscriptions may come and go while we wait
     if (!subs) co_return;
     std::size_t last = subs->size();
@@ -282,8 +360,24 @@ public:
     if (stale && subs == subs_) prune();
   }
 
-  /// True when `publish_now` may be used: every subscriber has room.
+  /// `publish`, then (with `hold`) waiting until every subscriber has taken the event:
+  /// what a stand-in's publish runs on this hub's executor.
+  asio::awaitable<void> publish_held(T value, bool hold) {
+    if (!hold) {
+      co_await publish(std::move(value));
+      co_return;
+    }
+    auto point = std::make_shared<handoff>(co_await asio::this_coro::executor);
+    point->add(); // while publishing
+    co_await publish(std::move(value), point);
+    point->done();
+    while (point->pending()) co_await point->wait();
+  }
+
+  /// True when `publish_now` may be used: every subscriber has room. Never for a
+  /// stand-in, which must hop.
   [[nodiscard]] bool ready() const noexcept {
+    if (main_) return false;
     if (!subs_) return true;
     return std::all_of(subs_->begin(), subs_->end(), [](auto& s) { return s->has_room(); });
   }
@@ -341,6 +435,10 @@ private:
   std::size_t capacity_;
   std::shared_ptr<const list> subs_;
   bool ended_ = false;
+  std::shared_ptr<std::atomic<std::size_t>> count_; // subscribers, for stand-ins on other threads
+  hub* main_ = nullptr;                              // a stand-in's hub
+  asio::any_io_executor main_ex_;
+  std::shared_ptr<void> keep_;
 };
 
 } // namespace detail
@@ -374,6 +472,25 @@ public:
     auto sub = sub_; // the subscription outlives this call even if the generator moves
     std::optional<T> out;
     if (!sub) co_return std::move(out);
+    if (!detail::running_here(sub->executor())) {
+      // The channel lives on another thread (a socket of another event loop): the call
+      // runs there.
+      // The caller's cancellation (a deadline) is posted there, not run here.
+      const auto there = sub->executor();
+      auto hop = std::make_shared<hop_state>();
+      asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      asio::cancellation_slot mine = state.slot();
+      if (mine.is_connected())
+        mine.assign([hop, there](asio::cancellation_type type) {
+          asio::post(there, [hop, type] {
+            if (!hop->finished) hop->signal.emit(type);
+          });
+        });
+      out = co_await asio::co_spawn(there, next_there(std::move(sub), hop),
+                                    asio::bind_cancellation_slot(hop->signal.slot(), asio::use_awaitable));
+      if (mine.is_connected()) mine.clear();
+      co_return std::move(out);
+    }
     for (;;) {
       if (sub->try_take(out) || !sub->active()) co_return std::move(out);
       co_await sub->readable().wait();
@@ -389,12 +506,38 @@ private:
   friend class detail::hub;
   explicit generator(std::shared_ptr<detail::subscription<T>> sub) : sub_(std::move(sub)) {}
 
+  /// A hop's cancellation, used on the channel's executor.
+  struct hop_state {
+    asio::cancellation_signal signal;
+    bool finished = false; // a cancellation posted after the call is over does nothing
+  };
+
+  /// `next()` on the channel's own executor, for a caller on another thread.
+  static asio::awaitable<std::optional<T>> next_there(std::shared_ptr<detail::subscription<T>> sub,
+                                                      std::shared_ptr<hop_state> hop) {
+    generator borrowed{std::move(sub)};
+    borrowed.borrowed_ = true;
+    auto out = co_await borrowed.next();
+    hop->finished = true;
+    co_return out;
+  }
+
   void reset() noexcept {
-    if (sub_) sub_->drop();
+    if (sub_ && !borrowed_) {
+      if (detail::running_here(sub_->executor())) {
+        sub_->drop();
+      } else {
+        try {
+          asio::post(sub_->executor(), [sub = sub_] { sub->drop(); });
+        } catch (...) { // out of memory: the publisher finds out when the channel fills
+        }
+      }
+    }
     sub_.reset();
   }
 
   std::shared_ptr<detail::subscription<T>> sub_;
+  bool borrowed_ = false; // next_there's: the caller's generator owns the subscription
 };
 
 } // namespace websockets

@@ -101,6 +101,15 @@ struct server_options {
   /// server's stop, ends early at the other instances. Needs a build with hiredis
   /// (`std::invalid_argument` otherwise).
   std::string redis{};
+  /// Event loops, each on a thread of its own, among which accepted sockets are shared
+  /// out in turn (one acceptor hands them out); each socket lives on one loop all its
+  /// life. The first loop is the server's executor, which the application runs
+  /// (`threads` > 1 needs an `asio::io_context` executor there); the server starts the
+  /// other `threads - 1` and joins them when it is destroyed. Broadcasts and `co_write`
+  /// streams are still encoded once and reach the peers of every loop; the generators
+  /// deliver the events of every loop on the server's executor. See `server` for which
+  /// calls are safe from which thread. 0 is invalid (`std::invalid_argument`).
+  std::size_t threads = 1;
 };
 
 /// What an accept hook decides about one upgrade request.
@@ -137,6 +146,25 @@ struct pipe_options {
 /// A WebSocket server. Runs on one executor: use a single-threaded io_context, or a
 /// strand. `co_await stop()` before destroying it to close sockets gracefully;
 /// destroying a running server drops its connections.
+///
+/// Threads (`server_options::threads` > 1). The server's own calls (listen, accept,
+/// on_http, on_upgrade, the generators, broadcast, co_write, stop, sockets,
+/// connection_count, pipe's target) are made on the server's executor, as with one
+/// thread; the accept and HTTP hooks run there too. The generators' events come from
+/// the sockets of every loop, each socket's in order. A socket lives on the loop of
+/// `socket::executor()`:
+///  - `send`, `ping` and `close` may be awaited from any thread: called off the
+///    socket's loop, they hop to it (a coroutine each time) and back;
+///  - its generators (`messages()`, `streams()`, `events()`) may be made and read
+///    from any thread (a hop per `next()` off its loop), and so may `pipe`;
+///  - `id`, `role`, `request`, `subprotocol` and `user_data` (as set by the accept
+///    hook) may be read from any thread; `is_open`, `buffered_amount`,
+///    `dropped_messages` and `remote_endpoint` only on the socket's loop.
+/// To serve a socket at full speed, run its per-socket code on its loop:
+/// `co_spawn(sock->executor(), session(sock), detached)`. Destroying the server joins
+/// its threads (waiting up to the close timeout for their sockets to wind down): code of
+/// the application still suspended on a loop then never resumes; its sockets keep
+/// their loop's io_context alive (not running) until they are dropped.
 class server {
 public:
   /// A server; listens only when `listen()` is called. Throws `std::invalid_argument`
@@ -196,7 +224,10 @@ public:
   /// is encoded once and the same bytes are queued for every peer. `head` gives the
   /// opcode: text, binary (`fin` must be set: streams go through `co_write`) or ping.
   /// Completes once every peer has it queued; a peer in the middle of a stream gets it
-  /// after the stream, and peers with room are served before peers without.
+  /// after the stream, and peers with room are served before peers without. With
+  /// `threads` > 1, the peers of the other loops get it in order too, from their own
+  /// thread, without being waited for unless more than 32 deliveries to a loop are
+  /// still in progress.
   /// Throws `std::invalid_argument` for other heads. `except`, when given, is left out
   /// (the sender of a relayed message, typically).
   asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload,
@@ -228,6 +259,10 @@ public:
   /// True while the link to the other instances (the `redis` option) is up and
   /// subscribed: what is broadcast now reaches them. Always false without `redis`.
   [[nodiscard]] bool redis_connected() const noexcept;
+
+  /// The executors of the server's event loops (`server_options::threads` of them),
+  /// the server's own first.
+  [[nodiscard]] std::vector<asio::any_io_executor> executors() const;
 
 private:
   friend struct detail::server_access;

@@ -9,6 +9,7 @@
 #include <websockets/generator.hpp>
 #include <websockets/upgrade.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
@@ -42,8 +43,8 @@ class connection;
 struct socket_access;
 } // namespace detail
 
-/// One connection. Sends are safe from any coroutine on the socket's executor; they
-/// queue whole frames for one writer, which sends everything queued in one gather
+/// One connection. Sends are safe from any coroutine (off the socket's executor, they
+/// hop to it: see `server` about threads); they queue whole frames for one writer, which sends everything queued in one gather
 /// write. Data frames of different messages never interleave: a send to a socket
 /// that is receiving a server stream (`server::co_write`, `pipe`) waits for the end
 /// of that stream. Pings and pongs may go between the frames of a stream.
@@ -124,6 +125,11 @@ public:
 
   /// Messages dropped for this socket by `overflow_policy::drop`.
   [[nodiscard]] std::uint64_t dropped_messages() const noexcept;
+
+  /// The executor the socket lives on: its I/O and state are used there (the event
+  /// loop of a server with `threads` > 1 it was given to, else the server's or the
+  /// client's executor).
+  [[nodiscard]] const asio::any_io_executor& executor() const noexcept;
 
 private:
   friend struct detail::socket_access;

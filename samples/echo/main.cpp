@@ -5,7 +5,7 @@
 //   echo [--url URL] [--max-connections N] [--timeout MS] [--max-message-size BYTES]
 //        [--max-fragments N] [--handshake-timeout MS] [--close-timeout MS]
 //        [--max-queued-bytes BYTES] [--overflow close|drop|wait] [--deflate]
-//        [--broadcast] [--redis URL] [--cert FILE --key FILE] [--stats] [--help]
+//        [--broadcast] [--redis URL] [--threads N] [--cert FILE --key FILE] [--stats] [--help]
 #include <websockets/server.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -66,6 +66,8 @@ Echoes every WebSocket message back to its sender, with its opcode.
                              other echo servers on redis://HOST[:PORT][/CHANNEL], so the
                              clients of every server get them (Redis errors are printed,
                              and the server reconnects by itself)
+  --threads N                event loops, each on a thread of its own, among which
+                             connections are shared out (default 1)
   --stats                    count connections: on SIGUSR1, and once more when it stops,
                              print a line 'echo: stats opened=N closed=N open=N errors=N
                              dropped=N closes=CODE:N,...' (close events by code; dropped:
@@ -146,6 +148,8 @@ arguments parse(int argc, char** argv) {
     } else if (arg == "--max-message-size") {
       o.max_message_size = number(arg, take(), 1, std::uint64_t{1} << 40);
       o.max_frame_size = std::min(o.max_frame_size, o.max_message_size);
+    } else if (arg == "--threads") {
+      o.threads = static_cast<std::size_t>(number(arg, take(), 1, 256));
     } else if (arg == "--max-fragments") {
       o.max_fragments = static_cast<std::uint32_t>(number(arg, take(), 1, 1U << 31));
     } else if (arg == "--handshake-timeout") {
@@ -200,11 +204,11 @@ asio::awaitable<void> echo_socket(socket_ptr sock, websockets::generator<websock
 }
 
 asio::awaitable<void> echo_all(websockets::server& srv) {
-  const auto ex = co_await asio::this_coro::executor;
   auto opened = srv.connections();
   while (auto sock = co_await opened.next()) {
     auto messages = (*sock)->messages(); // subscribed before the socket reads anything
-    asio::co_spawn(ex, echo_socket(*sock, std::move(messages)), report);
+    // On the socket's own event loop (with --threads, one of several threads).
+    asio::co_spawn((*sock)->executor(), echo_socket(*sock, std::move(messages)), report);
   }
 }
 
