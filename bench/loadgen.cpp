@@ -81,6 +81,8 @@ constexpr std::string_view usage = R"(usage: loadgen MODE --port N [options]
 
 MODE: echo | broadcast | connections
   --port N           the server's port on 127.0.0.1 (required)
+  --second-port N    broadcast: every other receiver connects here instead (a second
+                     server sharing broadcasts with the first, through Redis)
   --connections N    connections (default 100)
   --size BYTES       payload of each message, at least 8 (default 16)
   --inflight K       echo: messages in flight per connection (default 10)
@@ -98,6 +100,7 @@ MODE: echo | broadcast | connections
 struct options {
   std::string mode;
   std::uint16_t port = 0;
+  std::uint16_t second_port = 0;
   std::size_t connections = 100;
   std::size_t size = 16;
   std::size_t inflight = 10;
@@ -133,6 +136,7 @@ options parse(int argc, char** argv) {
     if (i + 1 >= argc) fail("{} needs a value", arg);
     const std::string_view value = argv[++i];
     if (arg == "--port") o.port = number<std::uint16_t>(arg, value);
+    else if (arg == "--second-port") o.second_port = number<std::uint16_t>(arg, value);
     else if (arg == "--connections") o.connections = number<std::size_t>(arg, value);
     else if (arg == "--size") o.size = number<std::size_t>(arg, value);
     else if (arg == "--inflight") o.inflight = number<std::size_t>(arg, value);
@@ -151,6 +155,7 @@ options parse(int argc, char** argv) {
   if (o.connections == 0 || o.inflight == 0 || o.messages == 0 || o.concurrency == 0)
     fail("--connections, --inflight, --messages and --concurrency must be positive");
   if (o.mode == "broadcast" && o.connections < 2) fail("broadcast needs at least 2 connections");
+  if (o.second_port != 0 && o.mode != "broadcast") fail("--second-port goes with broadcast");
   if (o.mode == "connections" && o.server_pid == 0) fail("connections needs --server-pid");
   if (o.settle >= o.timeout) fail("--settle must be shorter than --timeout: nothing arrives while idle");
   return o;
@@ -388,7 +393,8 @@ private:
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_in to{};
     to.sin_family = AF_INET;
-    to.sin_port = htons(o_.port);
+    // Connection 0 is the sender: on the first server, with half of the receivers.
+    to.sin_port = htons(o_.second_port != 0 && i % 2 == 1 ? o_.second_port : o_.port);
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS)
       fail("connection {}: connect: {}", i, std::strerror(errno));

@@ -28,12 +28,16 @@ inline void rethrow(const std::exception_ptr& e) {
 template <class App>
 int run_ours(const char* name, int argc, char** argv, App app) {
   std::size_t threads = 1;
-  const auto port = parse_port(argc, argv, name, &threads);
+  std::string redis;
+  const auto port = parse_port(argc, argv, name, &threads, &redis);
   raise_fd_limit();
   try {
     asio::io_context io{1};
     websockets::server srv{io.get_executor(),
-                           {.url = fmt::format("ws://127.0.0.1:{}/", port), .max_connections = 20000, .threads = threads}};
+                           {.url = fmt::format("ws://127.0.0.1:{}/", port),
+                            .max_connections = 20000,
+                            .redis = redis,
+                            .threads = threads}};
     auto loop = srv.listen();
     asio::co_spawn(io, app(srv), rethrow);
     asio::co_spawn(io, std::move(loop), rethrow);

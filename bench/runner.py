@@ -4,6 +4,9 @@ ours, Beast, ...), each run on a fresh server pinned to one CPU with the load ge
 pinned to another, and prints the medians and the ratio ours/Beast as a Markdown table.
 With --threads N, ours on one thread against ours on N threads instead (server_options::
 threads), both pinned to the same CPUs (--server-cpu, a taskset list such as 0,1).
+With --redis, the broadcast cases on two instances of ours joined through a redis-server
+of the run's own (the sender and every other receiver on the first, the rest on the
+second) against one instance with every receiver; all of them on --server-cpu.
 
 Started by bench/run, which builds first. Any failure (a server that dies, does not
 start or does not stop; a load generator that reports a wrong byte, a refused or
@@ -16,7 +19,9 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -178,13 +183,50 @@ class Server:
             self.process.wait()
 
 
+class RedisServer:
+    """A redis-server for --redis, on a free port, without persistence."""
+
+    def __init__(self, cpu):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(cpu), "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise BenchFailure("redis-server did not start (apt-get install redis-server)")
+                time.sleep(0.02)
+        self.url = f"redis://127.0.0.1:{self.port}/bench"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def measure(case, impl, opts, extra=()):
-    """One run of `case` on a fresh server of `impl`: the load generator's results."""
-    server = Server(os.path.join(opts.builddir, "bench", f"{impl}_{case.server}"), opts.server_cpu, extra)
+    """One run of `case` on a fresh server of `impl`: the load generator's results.
+    With `--redis` among `extra`, a second server beside the first takes half of the
+    receivers."""
+    exe = os.path.join(opts.builddir, "bench", f"{impl}_{case.server}")
+    server = Server(exe, opts.server_cpu, extra)
+    second = None
     try:
         args = arguments(case, opts)
         command = ["taskset", "-c", str(opts.client_cpu), os.path.join(opts.builddir, "bench", "loadgen"),
                    *args, "--port", str(server.port)]
+        if "--redis" in extra:
+            second = Server(exe, opts.server_cpu, extra)
+            command += ["--second-port", str(second.port)]
         if case.needs_pid:
             command += ["--server-pid", str(server.process.pid)]
         what = f"{case.name} on {server.name}"
@@ -193,6 +235,8 @@ def measure(case, impl, opts, extra=()):
         except subprocess.TimeoutExpired:
             raise BenchFailure(f"{what}: the load generator took over {opts.case_timeout} s\n{server.log()}")
         server.check_alive(what, run.stderr)
+        if second:
+            second.check_alive(what, run.stderr)
         if run.returncode != 0:
             raise BenchFailure(f"{what}: the load generator failed (status {run.returncode}):\n"
                                f"{run.stderr.strip()}\n{server.name}'s errors:\n{server.log()}")
@@ -201,10 +245,14 @@ def measure(case, impl, opts, extra=()):
             raise BenchFailure(f"{what}: no result line from the load generator:\n{run.stdout}{run.stderr}")
         values = dict(pair.split("=", 1) for pair in results[-1].split()[1:])
         server.stop()
+        if second:
+            second.stop()
         wanted = [metric.key for metric in case.metrics] + ([BUSY] if BUSY in values else [])
         return {key: float(values[key]) for key in wanted}
     finally:
         server.kill()
+        if second:
+            second.kill()
 
 
 def formatted(value, digits):
@@ -221,7 +269,8 @@ def machine_line(opts, rounds):
                     break
     except OSError:
         pass
-    compared = f"ours on 1 and {opts.threads} threads" if opts.threads else "ours and Beast"
+    compared = (f"ours on 1 and {opts.threads} threads" if opts.threads else
+                "ours on one instance and on two joined through Redis" if opts.redis else "ours and Beast")
     return (f"Medians of {rounds} round(s), {compared} alternately, a fresh server per run; "
             f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}; server on CPU {opts.server_cpu}, "
             f"load generator on CPU {opts.client_cpu}; meson buildtype=release.")
@@ -264,6 +313,8 @@ def main():
     parser.add_argument("--threads", type=int,
                         help="compare ours on 1 thread with ours on this many (server_options::threads), "
                              "not with Beast; the servers on --server-cpu (default 0,1 here)")
+    parser.add_argument("--redis", action="store_true",
+                        help="the broadcast cases on one instance of ours against two joined through Redis")
     parser.add_argument("--client-cpu", type=int,
                         help="CPU the load generator runs on (default 1, or 0 on a one-CPU machine)")
     parser.add_argument("--case-timeout", type=float, default=300, help="seconds one run may take (default 300)")
@@ -285,7 +336,18 @@ def main():
             parser.error(f"unknown case(s): {', '.join(unknown)}")
         cases = [c for c in CASES if c.name in wanted]
 
-    if opts.threads:
+    if opts.threads and opts.redis:
+        parser.error("--threads or --redis, not both")
+    redis = None
+    if opts.redis:
+        cases = [c for c in cases if c.server == "broadcast"]
+        try:
+            redis = RedisServer(opts.server_cpu)
+        except BenchFailure as failure:
+            print(f"bench: FAILED: {failure}", file=sys.stderr)
+            sys.exit(1)
+        impls = [("ours", "2 instances, Redis", ["--redis", redis.url]), ("ours", "1 instance", [])]
+    elif opts.threads:
         impls = [("ours", "1 thread", []), ("ours", f"{opts.threads} threads", ["--threads", str(opts.threads)])]
     else:
         impls = [(impl, label, extra) for impl, label, extra in IMPLEMENTATIONS
@@ -300,7 +362,7 @@ def main():
                 for impl, label, extra in impls:
                     started = time.monotonic()
                     values = measure(case, impl, opts, extra)
-                    samples[case.name].setdefault(label if opts.threads else impl, []).append(values)
+                    samples[case.name].setdefault(label if opts.threads or opts.redis else impl, []).append(values)
                     shown = ", ".join(f"{m.label.rstrip(' ↑↓')} {formatted(values[m.key], m.digits)}"
                                       for m in case.metrics)
                     if BUSY in values:
@@ -310,7 +372,10 @@ def main():
     except BenchFailure as failure:
         print(f"bench: FAILED: {failure}", file=sys.stderr)
         sys.exit(1)
-    if opts.threads:
+    finally:
+        if redis:
+            redis.stop()
+    if opts.threads or opts.redis:
         impls = [(label, label, extra) for _, label, extra in impls]
     print(table(cases, samples, impls, opts, rounds))
 

@@ -11,13 +11,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 namespace bench {
 
 /// The listening port from `--port N` (default 0: the system picks a free one); with
-/// `threads`, `--threads N` too (our servers: event loops, default 1).
-inline std::uint16_t parse_port(int argc, char** argv, const char* name, std::size_t* threads = nullptr) {
+/// `threads`, `--threads N` too (our servers: event loops, default 1), and with `redis`,
+/// `--redis URL` (our servers: instances joined through Redis).
+inline std::uint16_t parse_port(int argc, char** argv, const char* name, std::size_t* threads = nullptr,
+                                std::string* redis = nullptr) {
   std::uint16_t port = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -31,8 +34,12 @@ inline std::uint16_t parse_port(int argc, char** argv, const char* name, std::si
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), *threads);
       if (ec == std::errc{} && end == value.data() + value.size() && *threads >= 1) continue;
     }
-    std::fprintf(stderr, "usage: %s [--port N]%s   (port 0, the default, picks a free port)\n", name,
-                 threads ? " [--threads N]" : "");
+    if (redis && arg == "--redis" && i + 1 < argc) {
+      *redis = argv[++i];
+      continue;
+    }
+    std::fprintf(stderr, "usage: %s [--port N]%s%s   (port 0, the default, picks a free port)\n", name,
+                 threads ? " [--threads N]" : "", redis ? " [--redis URL]" : "");
     std::exit(2);
   }
   return port;
