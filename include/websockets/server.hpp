@@ -156,8 +156,9 @@ struct pipe_options {
 ///  - its generators (`messages()`, `streams()`, `events()`) may be made and read
 ///    from any thread (a hop per `next()` off its loop), and so may `pipe`;
 ///  - `id`, `role`, `request`, `subprotocol` and `user_data` (as set by the accept
-///    hook) may be read from any thread; `is_open`, `buffered_amount`,
-///    `dropped_messages` and `remote_endpoint` only on the socket's loop.
+///    hook) may be read from any thread, and so may `buffered_amount` and
+///    `dropped_messages` (a moment's value); `is_open` and `remote_endpoint` only on
+///    the socket's loop.
 /// To serve a socket at full speed, run its per-socket code on its loop:
 /// `co_spawn(sock->executor(), session(sock), detached)`. Destroying the server joins
 /// its threads (waiting up to the close timeout for their sockets to wind down): code of
