@@ -225,8 +225,8 @@ public:
   /// Completes once every peer has it queued; a peer in the middle of a stream gets it
   /// after the stream, and peers with room are served before peers without. With
   /// `threads` > 1, the peers of the other loops get it in order too, from their own
-  /// thread, without being waited for unless more than 32 deliveries to a loop are
-  /// still in progress.
+  /// thread, without being waited for unless more than 32 deliveries to a loop, or
+  /// more than an eighth of `max_queued_bytes`, are still in progress.
   /// Throws `std::invalid_argument` for other heads. `except`, when given, is left out
   /// (the sender of a relayed message, typically).
   asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload,
