@@ -23,6 +23,7 @@
 
 #include <any>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -231,8 +232,10 @@ public:
   [[nodiscard]] bool is_open() const noexcept {
     return !close_sent_ && !close_received_ && !finished_ && !write_error_;
   }
-  [[nodiscard]] std::size_t buffered_amount() const noexcept { return queued_bytes_; }
-  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return dropped_; }
+  // Readable from any thread (approximate there): written only on the socket's own,
+  // with plain loads and stores (no read-modify-write on the send path).
+  [[nodiscard]] std::size_t buffered_amount() const noexcept { return queued_bytes_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return dropped_.load(std::memory_order_relaxed); }
   /// The window bits a message of `size` bytes to this socket is compressed with; 0
   /// when it goes uncompressed (no permessage-deflate, or under the threshold).
   [[nodiscard]] int compression_bits(std::size_t size) const noexcept;
@@ -395,10 +398,12 @@ private:
   std::vector<control_frame> control_q_;
   std::vector<shared_bytes> data_q_; // null data: the next `size` bytes of own_out_
   std::vector<std::byte> own_out_;   // frames encoded for this socket alone (its sends)
-  std::size_t queued_bytes_ = 0;
+  std::atomic<std::size_t> queued_bytes_{0}; // see buffered_amount()
+  void set_queued(std::size_t bytes) noexcept { queued_bytes_.store(bytes, std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t queued() const noexcept { return queued_bytes_.load(std::memory_order_relaxed); }
   const void* stream_owner_ = nullptr;
   std::vector<const int*> waiters_; // senders waiting, in order; each the address of its place
-  std::uint64_t dropped_ = 0;      // messages dropped by overflow_policy::drop
+  std::atomic<std::uint64_t> dropped_{0}; // messages dropped by overflow_policy::drop
   bool overflowed_ = false;        // closed by overflow_policy::close
   bool writing_ = false;       // a gather write is in flight
   bool write_scheduled_ = false; // start_write is posted

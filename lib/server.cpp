@@ -589,8 +589,10 @@ asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::
   // busy peer delays only its own copy. The peers of other loops get the same bytes
   // (encoded here, once) from a coroutine on their loop, one per loop, posted in order:
   // deliveries to one loop start in the order of their calls, and keep it (a peer's
-  // waiting line). They are not waited for, up to `max_in_flight` per loop: a sender
-  // pipelines its messages to other threads instead of a round trip each.
+  // waiting line). They are not waited for, up to `max_in_flight` per loop and an
+  // eighth of a socket's queue limit in bytes: a sender pipelines its small messages to
+  // other threads instead of a round trip each, and still paces big ones to the peers'
+  // queues (which a flood of posted deliveries would overflow at once).
   std::vector<std::shared_ptr<socket>> waiting;
   std::vector<loop_batch> batches;
   auto offer = [&](const std::shared_ptr<socket>& s) {
@@ -612,10 +614,14 @@ asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::
   for (std::size_t index = 1; index < batches.size(); ++index) {
     if (batches[index].empty()) continue;
     server_loop* loop = loops_[index].get();
+    std::size_t bytes = 0;
+    for (const auto& target : batches[index]) bytes = std::max(bytes, target.second.size);
     ++loop->in_flight;
+    loop->in_flight_bytes += bytes;
     asio::co_spawn(loop->ex, deliver_on_loop(std::move(batches[index]), stream),
-                   asio::bind_executor(ex_, [self = shared_from_this(), loop](const std::exception_ptr&) {
+                   asio::bind_executor(ex_, [self = shared_from_this(), loop, bytes](const std::exception_ptr&) {
                      --loop->in_flight;
+                     loop->in_flight_bytes -= bytes;
                      loop->room->notify_all();
                    }));
   }
@@ -625,7 +631,9 @@ asio::awaitable<void> server_core::deliver(FrameFor frame_for, std::vector<std::
   }
   for (std::size_t index = 1; index < batches.size(); ++index) {
     server_loop& loop = *loops_[index];
-    while (loop.in_flight > server_loop::max_in_flight) co_await loop.room->wait();
+    while (loop.in_flight > server_loop::max_in_flight ||
+           (loop.in_flight != 0 && loop.in_flight_bytes > options_.max_queued_bytes / 8))
+      co_await loop.room->wait();
   }
 }
 

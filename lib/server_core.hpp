@@ -63,10 +63,12 @@ struct server_loop {
   server_hubs* hubs = nullptr;            // where this loop's sockets report events
   std::unique_ptr<server_hubs> stand_ins; // loops past the first: forwarding to the server's
   std::set<asio::ip::tcp::socket*> handshaking;
-  // Deliveries to this loop's peers posted by the server's executor and not done yet,
-  // and where it waits past `max_in_flight` (used on the server's executor only).
+  // Deliveries to this loop's peers posted by the server's executor and not done yet
+  // (and the bytes of their largest frames), and where it waits past `max_in_flight`
+  // of them or an eighth of `max_queued_bytes` (used on the server's executor only).
   static constexpr std::size_t max_in_flight = 32;
   std::size_t in_flight = 0;
+  std::size_t in_flight_bytes = 0;
   std::unique_ptr<notifier> room;
   /// The compressor shared by this loop's sockets whose messages go out with `window_bits`.
   message_compressor& compressor(int window_bits, const deflate_options& options);

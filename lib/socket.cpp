@@ -453,7 +453,7 @@ asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {
   if (close_sent_ || finished_) co_return;
   enqueue_control(writer_.control(opcode::pong, payload));
   // A peer that pings without reading our pongs fills our queue: stop reading it.
-  while (queued_bytes_ > config_.max_queued_bytes && !stop_reading_ && !write_error_)
+  while (queued() > config_.max_queued_bytes && !stop_reading_ && !write_error_)
     co_await changed().wait();
 }
 
@@ -566,7 +566,7 @@ asio::awaitable<void> connection::fan_out(E value, std::type_identity_t<hub<E>>*
 // ---- Writing ----
 
 void connection::push_data(shared_bytes frame) {
-  queued_bytes_ += frame.size;
+  set_queued(queued() + frame.size);
   data_q_.push_back(std::move(frame));
   schedule_write();
 }
@@ -575,7 +575,7 @@ void connection::push_own_message(opcode op, std::span<const std::byte> payload)
   const std::size_t before = own_out_.size();
   encode_frame_into(own_out_, config_.role, op, true, payload);
   const std::size_t size = own_out_.size() - before;
-  queued_bytes_ += size;
+  set_queued(queued() + size);
   // Consecutive frames of this socket's own go out as one piece of the gather write.
   if (!data_q_.empty() && !data_q_.back().data) {
     data_q_.back().size += size;
@@ -587,7 +587,7 @@ void connection::push_own_message(opcode op, std::span<const std::byte> payload)
 
 void connection::enqueue_control(const control_frame& frame) {
   if (close_sent_ || finished_ || write_error_) return;
-  queued_bytes_ += frame.size();
+  set_queued(queued() + frame.size());
   control_q_.push_back(frame);
   schedule_write();
 }
@@ -598,7 +598,8 @@ void connection::enqueue_now(const shared_bytes& frame) {
 }
 
 bool connection::has_room() const noexcept {
-  return queued_bytes_ == 0 || queued_bytes_ < config_.max_queued_bytes;
+  const std::size_t bytes = queued();
+  return bytes == 0 || bytes < config_.max_queued_bytes;
 }
 
 bool connection::held_by_other_stream(const void* stream) const noexcept {
@@ -607,7 +608,7 @@ bool connection::held_by_other_stream(const void* stream) const noexcept {
 
 connection::turn connection::overflow(const void* stream) {
   if (config_.overflow == overflow_policy::drop && stream == nullptr) {
-    ++dropped_;
+    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // Reported from its own coroutine: the sender (a broadcast) must not wait on the
     // consumers of errors.
     asio::co_spawn(ex_, fan_out(error_event{self(), make_error_code(websockets::error::message_dropped)}, nullptr,
@@ -622,7 +623,7 @@ connection::turn connection::overflow(const void* stream) {
 void connection::close_overflowing() {
   if (close_sent_ || tearing_down_ || finished_) return;
   overflowed_ = true;
-  for (const auto& frame : data_q_) queued_bytes_ -= frame.size;
+  for (const auto& frame : data_q_) set_queued(queued() - frame.size);
   data_q_.clear();
   own_out_.clear();
   queue_close(close_code::policy_violation, "send queue full");
@@ -747,7 +748,7 @@ void connection::start_write() {
 
 void connection::on_written(std::error_code ec) {
   writing_ = false;
-  queued_bytes_ -= writing_bytes_;
+  set_queued(queued() - writing_bytes_);
   writing_bytes_ = 0;
   writing_control_.clear();
   writing_data_.clear();
@@ -758,7 +759,7 @@ void connection::on_written(std::error_code ec) {
   if (tls_out_.capacity() > 1024) std::vector<std::byte>{}.swap(tls_out_);
   if (ec) {
     write_error_ = ec;
-    queued_bytes_ = 0;
+    set_queued(0);
     control_q_.clear();
     data_q_.clear();
     own_out_.clear();

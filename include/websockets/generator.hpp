@@ -475,20 +475,7 @@ public:
     if (!detail::running_here(sub->executor())) {
       // The channel lives on another thread (a socket of another event loop): the call
       // runs there.
-      // The caller's cancellation (a deadline) is posted there, not run here.
-      const auto there = sub->executor();
-      auto hop = std::make_shared<hop_state>();
-      asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-      asio::cancellation_slot mine = state.slot();
-      if (mine.is_connected())
-        mine.assign([hop, there](asio::cancellation_type type) {
-          asio::post(there, [hop, type] {
-            if (!hop->finished) hop->signal.emit(type);
-          });
-        });
-      out = co_await asio::co_spawn(there, next_there(std::move(sub), hop),
-                                    asio::bind_cancellation_slot(hop->signal.slot(), asio::use_awaitable));
-      if (mine.is_connected()) mine.clear();
+      out = co_await next_from_afar(std::move(sub));
       co_return std::move(out);
     }
     for (;;) {
@@ -505,6 +492,27 @@ private:
   template <class>
   friend class detail::hub;
   explicit generator(std::shared_ptr<detail::subscription<T>> sub) : sub_(std::move(sub)) {}
+
+  /// `next()` from another thread than the channel's: the call runs there, and the
+  /// caller's cancellation (a deadline) is posted there, not run here. (A coroutine of
+  /// its own: `next()`'s frame stays as small as without threads.)
+  static asio::awaitable<std::optional<T>> next_from_afar(std::shared_ptr<detail::subscription<T>> sub) {
+    std::optional<T> out;
+    const auto there = sub->executor();
+    auto hop = std::make_shared<hop_state>();
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    asio::cancellation_slot mine = state.slot();
+    if (mine.is_connected())
+      mine.assign([hop, there](asio::cancellation_type type) {
+        asio::post(there, [hop, type] {
+          if (!hop->finished) hop->signal.emit(type);
+        });
+      });
+    out = co_await asio::co_spawn(there, next_there(std::move(sub), hop),
+                                  asio::bind_cancellation_slot(hop->signal.slot(), asio::use_awaitable));
+    if (mine.is_connected()) mine.clear();
+    co_return out;
+  }
 
   /// A hop's cancellation, used on the channel's executor.
   struct hop_state {

@@ -158,8 +158,9 @@ struct pipe_options {
 ///  - its generators (`messages()`, `streams()`, `events()`) may be made and read
 ///    from any thread (a hop per `next()` off its loop), and so may `pipe`;
 ///  - `id`, `role`, `request`, `subprotocol` and `user_data` (as set by the accept
-///    hook) may be read from any thread; `is_open`, `buffered_amount`,
-///    `dropped_messages` and `remote_endpoint` only on the socket's loop.
+///    hook) may be read from any thread, and so may `buffered_amount` and
+///    `dropped_messages` (a moment's value); `is_open` and `remote_endpoint` only on
+///    the socket's loop.
 /// To serve a socket at full speed, run its per-socket code on its loop:
 /// `co_spawn(sock->executor(), session(sock), detached)`. Destroying the server joins
 /// its threads (waiting up to the close timeout for their sockets to wind down): code of
@@ -226,8 +227,8 @@ public:
   /// Completes once every peer has it queued; a peer in the middle of a stream gets it
   /// after the stream, and peers with room are served before peers without. With
   /// `threads` > 1, the peers of the other loops get it in order too, from their own
-  /// thread, without being waited for unless more than 32 deliveries to a loop are
-  /// still in progress.
+  /// thread, without being waited for unless more than 32 deliveries to a loop, or
+  /// more than an eighth of `max_queued_bytes`, are still in progress.
   /// Throws `std::invalid_argument` for other heads. `except`, when given, is left out
   /// (the sender of a relayed message, typically).
   asio::awaitable<void> broadcast(frame_head head, std::span<const std::byte> payload,
