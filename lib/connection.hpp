@@ -344,9 +344,10 @@ private:
   void release_open_handoff() noexcept;
   void finish_pipe() noexcept;
   [[nodiscard]] std::shared_ptr<socket> self() { return owner_.shared_from_this(); }
-  /// A generator of `h`, one of this socket's hubs, from any thread.
+  struct socket_hubs;
+  /// A generator of one of this socket's hubs, from any thread.
   template <class T>
-  generator<T> subscribe(hub<T>& h);
+  generator<T> subscribe(hub<T> socket_hubs::*kind);
   /// The pipe target's stream calls, on its executor.
   asio::awaitable<void> relay_open(opcode op);
   asio::awaitable<void> relay_chunk(std::span<const std::byte> bytes, bool fin);
@@ -444,10 +445,23 @@ private:
   asio::steady_timer idle_timer_;
   std::unique_ptr<notifier> closed_; // made when close() waits
 
-  // This socket's generators.
-  hub<message> messages_;
-  hub<stream_event> streams_;
-  hub<event> events_;
+  // This socket's generators: made when first subscribed to (from any thread), so
+  // that a socket read through the server's generators only carries none.
+  struct socket_hubs {
+    explicit socket_hubs(std::size_t capacity) : messages(capacity), streams(capacity), events(capacity) {}
+    hub<message> messages;
+    hub<stream_event> streams;
+    hub<event> events;
+  };
+  std::atomic<socket_hubs*> own_hubs_{nullptr}; // owned; deleted with the connection
+  [[nodiscard]] socket_hubs* own_hubs() const noexcept { return own_hubs_.load(std::memory_order_acquire); }
+  socket_hubs& make_own_hubs();
+  /// This socket's hub of one kind, if anyone ever subscribed to one.
+  template <class E>
+  [[nodiscard]] hub<E>* own_hub(hub<E> socket_hubs::*kind) const noexcept {
+    auto* hubs = own_hubs();
+    return hubs ? &(hubs->*kind) : nullptr;
+  }
 };
 
 /// What the server and `pipe` reach inside a socket.

@@ -159,16 +159,7 @@ connection::connection(socket& owner, transport io, connection_config config, up
       writer_(config.role),
       read_pool_(loop ? loop->read_pool
                       : std::make_shared<read_buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
-      idle_timer_(ex_),
-      messages_(config.event_queue),
-      streams_(config.event_queue),
-      events_(config.event_queue) {
-  if (loop_keep_) {
-    // Generators of this socket keep its loop's io_context (their timers') alive.
-    messages_.keep(loop_keep_);
-    streams_.keep(loop_keep_);
-    events_.keep(loop_keep_);
-  }
+      idle_timer_(ex_) {
   if (const auto& agreed = config.compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
@@ -182,7 +173,21 @@ connection::connection(socket& owner, transport io, connection_config config, up
   }
 }
 
-connection::~connection() = default;
+connection::~connection() { delete own_hubs(); }
+
+connection::socket_hubs& connection::make_own_hubs() {
+  if (auto* made = own_hubs()) return *made;
+  auto fresh = std::make_unique<socket_hubs>(config_.event_queue);
+  if (loop_keep_) {
+    // Generators of this socket keep its loop's io_context (their timers') alive.
+    fresh->messages.keep(loop_keep_);
+    fresh->streams.keep(loop_keep_);
+    fresh->events.keep(loop_keep_);
+  }
+  socket_hubs* expected = nullptr;
+  if (own_hubs_.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) return *fresh.release();
+  return *expected; // another thread made them first
+}
 
 void connection::start(std::span<const std::byte> initial, std::shared_ptr<handoff> open) {
   initial_.assign(initial.begin(), initial.end());
@@ -238,7 +243,8 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
   while (!stop_reading_) {
     // Waiting on the peer holds no buffer: an idle connection costs none.
     reading_ = true;
-    auto ec = co_await io_.wait_readable();
+    std::error_code ec = make_error_code(asio::error::connection_reset);
+    if (!io_.wait_fails()) std::tie(ec) = co_await io_.wait_readable();
     reading_ = false;
     if (stop_reading_) break;
     if (ec) {
@@ -290,8 +296,9 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
         if (assembling_) {
           assembling_ = false;
           message whole{self(), message_op_, std::move(payload_)};
-          if (!try_fan_out(whole, &messages_, hubs_ ? &hubs_->messages_ : nullptr, true))
-            co_await fan_out(std::move(whole), &messages_, hubs_ ? &hubs_->messages_ : nullptr, true);
+          auto* own = own_hub(&socket_hubs::messages);
+          if (!try_fan_out(whole, own, hubs_ ? &hubs_->messages_ : nullptr, true))
+            co_await fan_out(std::move(whole), own, hubs_ ? &hubs_->messages_ : nullptr, true);
         }
       } else {
         co_await on_end();
@@ -320,11 +327,15 @@ bool connection::wants_message(bool streamed) const noexcept {
   // A streamed message is reassembled only when nobody reads it as a stream: a reader
   // of both streams() and messages() (or of events()) gets it once, as a stream.
   if (streamed && wants_stream()) return false;
-  return messages_.wanted() || events_.wanted() || (hubs_ && (hubs_->messages_.wanted() || hubs_->events_.wanted()));
+  const auto* own = own_hubs();
+  return (own && (own->messages.wanted() || own->events.wanted())) ||
+         (hubs_ && (hubs_->messages_.wanted() || hubs_->events_.wanted()));
 }
 
 bool connection::wants_stream() const noexcept {
-  return streams_.wanted() || events_.wanted() || (hubs_ && (hubs_->streams_.wanted() || hubs_->events_.wanted()));
+  const auto* own = own_hubs();
+  return (own && (own->streams.wanted() || own->events.wanted())) ||
+         (hubs_ && (hubs_->streams_.wanted() || hubs_->events_.wanted()));
 }
 
 void connection::begin_message(opcode op, bool streamed, bool compressed) {
@@ -344,7 +355,7 @@ asio::awaitable<void> connection::on_begin(opcode op) {
     point->add(); // while publishing
     stream_handoff_ = point;
     stream_event start{stream_start{self(), op}};
-    co_await fan_out(std::move(start), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true, point);
+    co_await fan_out(std::move(start), own_hub(&socket_hubs::streams), hubs_ ? &hubs_->streams_ : nullptr, true, point);
     point->done();
     while (point->pending() && !stop_reading_) co_await point->wait();
     stream_handoff_.reset();
@@ -417,7 +428,7 @@ asio::awaitable<void> connection::on_payload(std::span<const std::byte> bytes) {
   if (!streamed_) co_return;
   if (wants_stream()) {
     stream_event data{stream_data{self(), to_string(bytes)}};
-    co_await fan_out(std::move(data), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true);
+    co_await fan_out(std::move(data), own_hub(&socket_hubs::streams), hubs_ ? &hubs_->streams_ : nullptr, true);
   }
   if (relay_) co_await relay_chunk(bytes, false);
 }
@@ -432,7 +443,7 @@ asio::awaitable<void> connection::on_end() {
   if (streamed_) {
     if (wants_stream()) {
       stream_event end{stream_end{self()}};
-      co_await fan_out(std::move(end), &streams_, hubs_ ? &hubs_->streams_ : nullptr, true);
+      co_await fan_out(std::move(end), own_hub(&socket_hubs::streams), hubs_ ? &hubs_->streams_ : nullptr, true);
     }
     if (relay_) {
       co_await relay_chunk({}, true);
@@ -443,7 +454,7 @@ asio::awaitable<void> connection::on_end() {
   if (assembling_) {
     assembling_ = false;
     message whole{self(), message_op_, std::move(payload_)};
-    co_await fan_out(std::move(whole), &messages_, hubs_ ? &hubs_->messages_ : nullptr, !streamed_);
+    co_await fan_out(std::move(whole), own_hub(&socket_hubs::messages), hubs_ ? &hubs_->messages_ : nullptr, !streamed_);
   }
   streamed_ = false;
 }
@@ -463,9 +474,11 @@ asio::awaitable<void> connection::let_consumers_answer() {
   // whose replies (an echo) then go out ahead of our close. Bounded by the close timeout.
   auto point = std::make_shared<handoff>(ex_);
   point->add(); // while registering
-  messages_.hand_off_all(point);
-  streams_.hand_off_all(point);
-  events_.hand_off_all(point);
+  if (auto* own = own_hubs()) {
+    own->messages.hand_off_all(point);
+    own->streams.hand_off_all(point);
+    own->events.hand_off_all(point);
+  }
   const bool stand_ins = hubs_ && hubs_->messages_.forwards();
   if (hubs_ && !stand_ins) {
     hubs_->messages_.hand_off_all(point);
@@ -504,7 +517,7 @@ void connection::on_close(std::uint16_t code, std::string_view reason) {
 
 template <class E>
 connection::recipients connection::recipients_of(hub<E>* own, hub<E>* server_kind, bool to_events) noexcept {
-  hub<event>* own_events = to_events ? &events_ : nullptr;
+  hub<event>* own_events = to_events ? own_hub(&socket_hubs::events) : nullptr;
   hub<event>* server_events = to_events && hubs_ ? &hubs_->events_ : nullptr;
   return {own_events,
           server_events,
@@ -842,26 +855,31 @@ void connection::begin_close(close_code code, std::string_view reason) {
 }
 
 template <class T>
-generator<T> connection::subscribe(hub<T>& h) {
+generator<T> connection::subscribe(hub<T> socket_hubs::*kind) {
+  hub<T>& h = make_own_hubs().*kind;
   if (running_here(ex_)) {
     release_handoff();
-    return h.subscribe(ex_);
+    auto made = h.subscribe(ex_);
+    if (reported_) h.end(); // the hubs were made after the socket ended: nothing will come
+    return made;
   }
   // From another thread: attached on the socket's loop, in order with what the caller
   // does next there (the reader, held at the open handoff, goes on after it).
   auto sub = h.prepare(ex_);
   asio::post(ex_, [me = self(), &h, sub] {
-    socket_access::get(*me).release_handoff();
+    auto& c = socket_access::get(*me);
+    c.release_handoff();
     h.attach(sub);
+    if (c.reported_) h.end(); // the hubs were made after the socket ended: nothing will come
   });
   return hub<T>::generator_of(std::move(sub));
 }
 
-generator<message> connection::messages() { return subscribe(messages_); }
+generator<message> connection::messages() { return subscribe(&socket_hubs::messages); }
 
-generator<stream_event> connection::streams() { return subscribe(streams_); }
+generator<stream_event> connection::streams() { return subscribe(&socket_hubs::streams); }
 
-generator<event> connection::events() { return subscribe(events_); }
+generator<event> connection::events() { return subscribe(&socket_hubs::events); }
 
 std::shared_ptr<pipe_state> connection::attach_pipe(std::shared_ptr<server_core> to, bool include_sender,
                                                     std::shared_ptr<pipe_state> made) {
@@ -1031,9 +1049,12 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   close_event closed{me, code, std::move(reason)};
   co_await fan_out(std::move(closed), nullptr, hubs_ ? &hubs_->closes_ : nullptr, true);
   reported_ = true;
-  messages_.end();
-  streams_.end();
-  events_.end();
+  if (auto* own = own_hubs()) {
+    // Generators made later end at once (subscribe checks reported_).
+    own->messages.end();
+    own->streams.end();
+    own->events.end();
+  }
   if (closed_) closed_->notify_all();
   if (server) server->closed_reported();
   server_.reset(); // the server no longer needs this socket, nor it the server

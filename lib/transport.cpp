@@ -142,12 +142,6 @@ asio::awaitable<std::error_code> transport::write(std::string_view bytes) {
   co_return ec;
 }
 
-asio::awaitable<std::error_code> transport::wait_readable() {
-  if (inject_fault()) co_return make_error_code(asio::error::connection_reset);
-  auto [ec] = co_await tcp_.async_wait(asio::ip::tcp::socket::wait_read, nothrow);
-  co_return ec;
-}
-
 std::size_t transport::read_now(asio::mutable_buffer buffer, std::error_code& ec) {
   return tcp_.read_some(buffer, ec);
 }
