@@ -181,6 +181,28 @@ TEST_CASE("close 1006: a peer that drops TCP without a close frame") {
   });
 }
 
+TEST_CASE("generators of a socket first asked for after it closed end at once") {
+  // A socket makes its own event queues on the first subscription; one made after the
+  // close event must not wait for events that will never come.
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex};
+    auto events = f.srv.events();
+    raw_peer raw{ex};
+    co_await raw.connect(f.srv.local_endpoint().port());
+    (void)co_await raw.upgrade();
+    auto opened = co_await next_of<websockets::open_event>(events);
+    raw.close();
+    (void)co_await next_of<websockets::close_event>(events);
+    auto late_messages = opened.peer->messages();
+    auto late_events = opened.peer->events();
+    auto late_streams = opened.peer->streams();
+    CHECK(!(co_await within(late_messages.next(), 2s)).value().has_value());
+    CHECK(!(co_await within(late_events.next(), 2s)).value().has_value());
+    CHECK(!(co_await within(late_streams.next(), 2s)).value().has_value());
+    co_await f.srv.stop();
+  });
+}
+
 TEST_CASE("close 1002: an unmasked frame from a client is a protocol error") {
   run([](executor ex) -> asio::awaitable<void> {
     fixture f{ex};
