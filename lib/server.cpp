@@ -141,6 +141,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
       changed_(ex_),
       stream_free_(ex_),
       stream_turn_(ex_) {
+  scale_with(open_sockets_);
   auto url = parse_url(options_.url);
   host_ = std::move(url.host);
   port_ = std::move(url.port);
@@ -527,6 +528,7 @@ void server_core::add(const std::shared_ptr<socket>& s) {
   {
     const std::lock_guard lock{registry_mutex_};
     registry_.emplace(s->id(), s);
+    open_sockets_->store(registry_.size(), std::memory_order_relaxed);
   }
   notify_changed();
 }
@@ -535,6 +537,7 @@ void server_core::remove(std::uint64_t id) {
   {
     const std::lock_guard lock{registry_mutex_};
     if (registry_.erase(id) != 0) ++pending_reports_;
+    open_sockets_->store(registry_.size(), std::memory_order_relaxed);
   }
   notify_changed();
 }

@@ -45,6 +45,16 @@ struct server_hubs {
   hub<error_event> errors_;
   hub<stream_event> streams_;
   hub<event> events_;
+  /// Each generator made from now on holds `capacity` events per open socket.
+  void scale_with(const publisher_count& open_sockets) noexcept {
+    connections_.scale_with(open_sockets);
+    messages_.scale_with(open_sockets);
+    pongs_.scale_with(open_sockets);
+    closes_.scale_with(open_sockets);
+    errors_.scale_with(open_sockets);
+    streams_.scale_with(open_sockets);
+    events_.scale_with(open_sockets);
+  }
 };
 
 /// One event loop of a server (`server_options::threads`): the first is the server's
@@ -171,6 +181,9 @@ public:
   // The registry: changed from every loop, under the mutex.
   mutable std::mutex registry_mutex_;
   std::map<std::uint64_t, std::shared_ptr<socket>> registry_; // by id: in opening order
+  // registry_.size(), readable without the mutex: the server's generators hold
+  // `event_queue` events for each open socket.
+  std::shared_ptr<std::atomic<std::size_t>> open_sockets_ = std::make_shared<std::atomic<std::size_t>>(0);
   std::size_t reserved_ = 0;       // handshakes past the limit check, not registered yet
   std::size_t pending_reports_ = 0; // sockets out of the registry whose close event is not out
   std::atomic<bool> stopping_ = false;

@@ -99,6 +99,46 @@ TEST_CASE("a socket's first messages are not lost to the open event's consumer")
   });
 }
 
+TEST_CASE("the server's generators hold event_queue events per open socket, and no more") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex, {.event_queue = 1}};
+    auto messages = f.srv.messages(); // not read until the end
+    std::vector<std::shared_ptr<websockets::socket>> clients;
+    std::vector<websockets::generator<websockets::event>> client_events;
+    for (int i = 0; i < 3; ++i) {
+      clients.push_back(co_await websockets::connect(ex, url_of(f.srv)));
+      client_events.push_back(clients.back()->events());
+    }
+    // A reader answers a ping only once the messages before it are in a generator: with
+    // room for one message per socket, every socket's first message fits.
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      CHECK(!co_await clients[i]->send("first"));
+      while (clients[i]->buffered_amount() != 0) co_await sleep(std::chrono::milliseconds{5});
+      CHECK(!co_await clients[i]->ping(bytes_of("after first")));
+    }
+    for (auto& events : client_events) {
+      auto pong = co_await next_of<websockets::pong_event>(events);
+      CHECK(pong.payload == "after first");
+    }
+    // The queue is full now: a second message waits, and so does the ping behind it.
+    CHECK(!co_await clients[0]->send("second"));
+    // (A ping passes queued data frames: it goes once the message is out.)
+    while (clients[0]->buffered_amount() != 0) co_await sleep(std::chrono::milliseconds{5});
+    CHECK(!co_await clients[0]->ping(bytes_of("after second")));
+    CHECK(co_await quiet(client_events[0], std::chrono::milliseconds{300}));
+    std::map<std::string, int> seen;
+    for (int i = 0; i < 4; ++i) {
+      auto m = co_await next(messages);
+      ++seen[std::string{m.text()}];
+    }
+    CHECK(seen["first"] == 3);
+    CHECK(seen["second"] == 1);
+    auto pong = co_await next_of<websockets::pong_event>(client_events[0]);
+    CHECK(pong.payload == "after second");
+    co_await f.srv.stop();
+  });
+}
+
 TEST_CASE("broadcast reaches every socket, or all but one, and encodes the frame once") {
   run([](executor ex) -> asio::awaitable<void> {
     fixture f{ex};

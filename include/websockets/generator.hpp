@@ -163,14 +163,20 @@ protected:
   std::shared_ptr<void> keep_;                        // declared first: destroyed last
 };
 
-/// One generator's queue and bookkeeping: a ring of at most `capacity` events that
-/// grows as it fills (an idle subscription holds little, a busy one allocates nothing
-/// per event once grown); waiting happens on notifiers.
+/// How many publishers a subscription's capacity is for: a hub fed by many sources
+/// (the server's, by every open socket) holds `capacity` events for each of them.
+using publisher_count = std::shared_ptr<const std::atomic<std::size_t>>;
+
+/// One generator's queue and bookkeeping: a ring of at most `capacity` events (times
+/// the publishers, when counted) that grows as it fills (an idle subscription holds
+/// little, a busy one allocates nothing per event once grown); waiting happens on
+/// notifiers.
 template <class T>
 class subscription final : public subscription_base {
 public:
-  subscription(const asio::any_io_executor& ex, std::size_t capacity)
-      : ex_(ex), capacity_(std::max<std::size_t>(capacity, 1)), readable_(ex), writable_(ex) {}
+  subscription(const asio::any_io_executor& ex, std::size_t capacity, publisher_count publishers = nullptr)
+      : ex_(ex), capacity_(std::max<std::size_t>(capacity, 1)), publishers_(std::move(publishers)),
+        readable_(ex), writable_(ex) {}
 
   /// The executor the channel lives on.
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
@@ -208,7 +214,7 @@ public:
   }
 
   /// True when an event would go in now, without waiting (or the consumer is gone).
-  [[nodiscard]] bool has_room() const noexcept { return !active() || count_ < capacity_; }
+  [[nodiscard]] bool has_room() const noexcept { return !active() || count_ < capacity(); }
 
   /// `deliver` for a subscription with room (`has_room`), without suspending.
   void deliver_now(T value) {
@@ -236,12 +242,18 @@ public:
   notifier& readable() noexcept { return readable_; }
 
 private:
+  /// Events the queue holds at most now.
+  [[nodiscard]] std::size_t capacity() const noexcept {
+    if (!publishers_) return capacity_;
+    return capacity_ * std::max<std::size_t>(publishers_->load(std::memory_order_relaxed), 1);
+  }
+
   /// Appends `value` (moved from only on success); false when the queue is full.
   bool try_push(T& value) {
+    if (count_ >= capacity()) return false;
     if (count_ == ring_.size()) {
-      if (ring_.size() >= capacity_) return false;
       // Grows, keeping the order: the oldest event first.
-      std::vector<T> grown(std::min(capacity_, std::max<std::size_t>(ring_.size() * 2, 1)));
+      std::vector<T> grown(std::min(capacity(), std::max<std::size_t>(ring_.size() * 2, 1)));
       for (std::size_t i = 0; i < count_; ++i)
         grown[i] = std::move(ring_[(head_ + i) % ring_.size()]);
       ring_ = std::move(grown);
@@ -256,6 +268,7 @@ private:
 
   asio::any_io_executor ex_;
   std::size_t capacity_;
+  publisher_count publishers_; // null: one publisher
   std::vector<T> ring_;
   std::size_t head_ = 0;  // the oldest event
   std::size_t count_ = 0; // events queued
@@ -285,6 +298,9 @@ public:
   [[nodiscard]] bool forwards() const noexcept { return main_ != nullptr; }
   /// Every subscription keeps `owner` alive (the event loop of its timers).
   void keep(std::shared_ptr<void> owner) noexcept { keep_ = std::move(owner); }
+  /// Every subscription made from now on holds `capacity` events for each of
+  /// `*publishers` (at least one), so that many sources do not share one small queue.
+  void scale_with(publisher_count publishers) noexcept { publishers_ = std::move(publishers); }
 
   /// A new generator of this kind, whose waits run on `ex`. After `end()`, one that
   /// ends at once.
@@ -297,7 +313,7 @@ public:
   /// A subscription of this hub, not attached yet: `attach` it on the hub's executor
   /// (`subscribe` from another thread).
   std::shared_ptr<subscription<T>> prepare(const asio::any_io_executor& ex) {
-    auto sub = std::make_shared<subscription<T>>(ex, capacity_);
+    auto sub = std::make_shared<subscription<T>>(ex, capacity_, publishers_);
     if (keep_) sub->keep(keep_);
     return sub;
   }
@@ -439,6 +455,7 @@ private:
   hub* main_ = nullptr;                              // a stand-in's hub
   asio::any_io_executor main_ex_;
   std::shared_ptr<void> keep_;
+  publisher_count publishers_;
 };
 
 } // namespace detail

@@ -61,7 +61,9 @@ struct server_options {
   std::chrono::milliseconds close_timeout{5000};
   /// Largest upgrade request head; past it the answer is 431.
   std::size_t max_head_size = 8192;
-  /// Events each generator buffers before the connections producing them wait.
+  /// Events each generator buffers before the connections producing them wait: a
+  /// socket's own generators hold this many, the server's this many per open socket
+  /// (so that many sockets do not queue for one small buffer). Buffers grow as they fill.
   std::size_t event_queue = 64;
   /// Bytes queued for one socket and not written yet, past which `overflow` decides.
   std::size_t max_queued_bytes = 4 << 20;
