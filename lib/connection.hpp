@@ -70,21 +70,44 @@ private:
   std::vector<std::byte> out_;
 };
 
-/// Read buffers lent to the connections of one server (or to one client) while they
-/// read and parse: a connection waits for readability without a buffer, so an idle
-/// connection holds none. The parser keeps its own state between reads (a frame split
-/// across reads needs none of the earlier bytes), so a buffer goes back once what was
-/// read has been parsed. Used on one executor (one thread, or a strand), without locks.
-class read_buffer_pool {
+/// An allocator that leaves new elements uninitialized: a frame is written into the
+/// bytes at once, so zeroing them first is wasted work.
+template <class T>
+struct uninitialized_allocator : std::allocator<T> {
+  using value_type = T;
+  uninitialized_allocator() = default;
+  template <class U>
+  explicit uninitialized_allocator(const uninitialized_allocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* at) noexcept {
+    ::new (static_cast<void*>(at)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* at, Args&&... args) {
+    ::new (static_cast<void*>(at)) U(std::forward<Args>(args)...);
+  }
+};
+
+/// Encoded frames on their way out.
+using frame_bytes = std::vector<std::byte, uninitialized_allocator<std::byte>>;
+
+/// Buffers lent to the connections of one server (or to one client) while they have
+/// bytes in flight, so that an idle connection holds none and a busy one allocates
+/// none. Read buffers: a connection waits for readability without one; the parser
+/// keeps its own state between reads (a frame split across reads needs none of the
+/// earlier bytes), so a buffer goes back once what was read has been parsed. Write
+/// storage: what a connection encodes its frames into goes back, capacity kept, once
+/// written. Used on one executor (one thread, or a strand), without locks.
+class buffer_pool {
 public:
-  explicit read_buffer_pool(std::size_t size) : size_(size) {}
-  read_buffer_pool(const read_buffer_pool&) = delete;
-  read_buffer_pool& operator=(const read_buffer_pool&) = delete;
+  explicit buffer_pool(std::size_t read_size) : size_(read_size) {}
+  buffer_pool(const buffer_pool&) = delete;
+  buffer_pool& operator=(const buffer_pool&) = delete;
 
   /// A buffer borrowed from the pool, given back when destroyed.
   class lease {
   public:
-    lease(read_buffer_pool& pool, std::unique_ptr<std::byte[]> bytes) noexcept
+    lease(buffer_pool& pool, std::unique_ptr<std::byte[]> bytes) noexcept
         : pool_(&pool), bytes_(std::move(bytes)) {}
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
@@ -94,7 +117,7 @@ public:
     [[nodiscard]] std::span<std::byte> span() const noexcept { return {bytes_.get(), pool_->size_}; }
 
   private:
-    read_buffer_pool* pool_;
+    buffer_pool* pool_;
     std::unique_ptr<std::byte[]> bytes_;
   };
 
@@ -106,9 +129,38 @@ public:
   }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
+  /// Empty storage to encode frames into: with the capacity of storage given back
+  /// earlier, when there is some.
+  [[nodiscard]] frame_bytes take_storage() noexcept {
+    if (free_storage_.empty()) return {};
+    auto bytes = std::move(free_storage_.back());
+    free_storage_.pop_back();
+    kept_storage_ -= bytes.capacity();
+    return bytes;
+  }
+  /// Takes `bytes`' storage for `take_storage` (freed when the pool has enough, or when
+  /// it is larger than a write needs to be).
+  void give_back(frame_bytes&& bytes) noexcept {
+    bytes.clear();
+    const std::size_t size = bytes.capacity();
+    if (size == 0 || kept_storage_ + size > max_kept_storage) {
+      frame_bytes{}.swap(bytes);
+      return;
+    }
+    try {
+      free_storage_.push_back(std::move(bytes));
+      kept_storage_ += size;
+    } catch (...) { // out of memory: the storage is freed instead
+      frame_bytes{}.swap(bytes);
+    }
+  }
+
 private:
-  /// Buffers kept for reuse; past that many, returned buffers are freed.
+  /// Read buffers kept for reuse; past that many, returned ones are freed.
   static constexpr std::size_t max_free = 16;
+  /// Write storage kept for reuse, in bytes: enough for the writes of a busy loop pass
+  /// (a hundred sockets with 64 KiB each); past it, returned storage is freed.
+  static constexpr std::size_t max_kept_storage = 8 << 20;
   void give_back(std::unique_ptr<std::byte[]> bytes) noexcept {
     if (free_.size() < max_free) {
       try {
@@ -120,10 +172,12 @@ private:
 
   std::size_t size_;
   std::vector<std::unique_ptr<std::byte[]>> free_;
+  std::vector<frame_bytes> free_storage_;
+  std::size_t kept_storage_ = 0; // the capacity of free_storage_'s vectors
 };
 
 /// Appends a whole unmasked-or-masked (per `role`) uncompressed frame to `out`.
-void encode_frame_into(std::vector<std::byte>& out, websockets::role role, opcode op, bool fin,
+void encode_frame_into(frame_bytes& out, websockets::role role, opcode op, bool fin,
                        std::span<const std::byte> payload);
 
 /// How many frames `encode_frame` has encoded in this process: lets tests check that a
@@ -369,7 +423,7 @@ private:
   frame_writer writer_;
 
   // Reading.
-  std::shared_ptr<read_buffer_pool> read_pool_; // the server's, or this client's own
+  std::shared_ptr<buffer_pool> buffers_; // the server loop's, or this client's own
   std::vector<std::byte> initial_; // bytes read with the handshake, until parsed
   std::string payload_;        // the message being reassembled
   opcode message_op_ = opcode::text;
@@ -398,7 +452,7 @@ private:
   // Writing.
   std::vector<control_frame> control_q_;
   std::vector<shared_bytes> data_q_; // null data: the next `size` bytes of own_out_
-  std::vector<std::byte> own_out_;   // frames encoded for this socket alone (its sends)
+  frame_bytes own_out_;              // frames encoded for this socket alone (its sends)
   std::atomic<std::size_t> queued_bytes_{0}; // see buffered_amount()
   void set_queued(std::size_t bytes) noexcept { queued_bytes_.store(bytes, std::memory_order_relaxed); }
   [[nodiscard]] std::size_t queued() const noexcept { return queued_bytes_.load(std::memory_order_relaxed); }
@@ -412,9 +466,9 @@ private:
   // The frames of the write in flight (swapped with the queues, so their storage is reused).
   std::vector<control_frame> writing_control_;
   std::vector<shared_bytes> writing_data_;
-  std::vector<std::byte> writing_own_;
+  frame_bytes writing_own_;
   std::vector<asio::const_buffer> write_buffers_;
-  std::vector<std::byte> tls_out_; // under TLS, the gather write's frames in one piece
+  frame_bytes tls_out_; // under TLS, the gather write's frames in one piece
   std::size_t writing_bytes_ = 0;
   // Queue drained, stream released, socket closing: senders re-check. Made when first
   // waited on: most connections never wait.

@@ -155,7 +155,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
   for (std::size_t i = 0; i < options_.threads; ++i) {
     auto loop = std::make_unique<server_loop>();
     loop->index = i;
-    loop->read_pool = std::make_shared<read_buffer_pool>(read_buffer);
+    loop->buffers = std::make_shared<buffer_pool>(read_buffer);
     if (i == 0) {
       loop->ex = ex_;
       loop->hubs = this;

@@ -68,7 +68,7 @@ struct server_loop {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
   std::future<void> finished; // the thread's run() has returned
-  std::shared_ptr<read_buffer_pool> read_pool;
+  std::shared_ptr<buffer_pool> buffers;
   std::array<std::unique_ptr<message_compressor>, 16> compressors; // by window bits
   server_hubs* hubs = nullptr;            // where this loop's sockets report events
   std::unique_ptr<server_hubs> stand_ins; // loops past the first: forwarding to the server's

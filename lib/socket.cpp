@@ -118,7 +118,7 @@ shared_bytes encode_frame(websockets::role role, opcode op, bool fin,
   return {std::move(buffer), size};
 }
 
-void encode_frame_into(std::vector<std::byte>& out, websockets::role role, opcode op, bool fin,
+void encode_frame_into(frame_bytes& out, websockets::role role, opcode op, bool fin,
                        std::span<const std::byte> payload) {
   const frame_writer writer{role};
   const encoded_head head = writer.head(op, payload.size(), fin, false);
@@ -157,8 +157,7 @@ connection::connection(socket& owner, transport io, connection_config config, up
                              .limits = config.limits,
                              .allow_compression = config.compression.has_value()}),
       writer_(config.role),
-      read_pool_(loop ? loop->read_pool
-                      : std::make_shared<read_buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
+      buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
       idle_timer_(ex_) {
   if (const auto& agreed = config.compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
@@ -227,7 +226,7 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
   while (!stop_reading_ && io_.secure()) {
     // TLS may hold decrypted bytes the TCP socket no longer shows as readable: read
     // through it, holding a buffer while waiting.
-    const auto buffer = read_pool_->borrow();
+    const auto buffer = buffers_->borrow();
     const auto space = buffer.span();
     reading_ = true;
     auto [ec, size] = co_await io_.read_some(asio::buffer(space.data(), space.size()));
@@ -253,7 +252,7 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
     }
     // What is there is read into a borrowed buffer and parsed (the parser keeps a
     // split frame's state, not its bytes), then the buffer goes back.
-    const auto buffer = read_pool_->borrow();
+    const auto buffer = buffers_->borrow();
     const auto space = buffer.span();
     for (;;) {
       const std::size_t size = io_.read_now(asio::buffer(space.data(), space.size()), ec);
@@ -585,6 +584,7 @@ void connection::push_data(shared_bytes frame) {
 }
 
 void connection::push_own_message(opcode op, std::span<const std::byte> payload) {
+  if (own_out_.capacity() == 0) own_out_ = buffers_->take_storage();
   const std::size_t before = own_out_.size();
   encode_frame_into(own_out_, config_.role, op, true, payload);
   const std::size_t size = own_out_.size() - before;
@@ -746,7 +746,7 @@ void connection::start_write() {
   writing_ = true;
   if (io_.secure() && write_buffers_.size() > 1) {
     // A TLS stream writes a record per buffer: one buffer makes full records.
-    tls_out_.clear();
+    if (tls_out_.capacity() == 0) tls_out_ = buffers_->take_storage();
     for (const auto& b : write_buffers_) {
       const auto* first = static_cast<const std::byte*>(b.data());
       tls_out_.insert(tls_out_.end(), first, first + b.size());
@@ -765,11 +765,10 @@ void connection::on_written(std::error_code ec) {
   writing_bytes_ = 0;
   writing_control_.clear();
   writing_data_.clear();
-  writing_own_.clear();
-  // Small storage is kept for the next writes (no allocation per message); large
-  // storage goes, so that a connection with nothing in flight holds no big buffer.
-  if (writing_own_.capacity() > 1024) std::vector<std::byte>{}.swap(writing_own_);
-  if (tls_out_.capacity() > 1024) std::vector<std::byte>{}.swap(tls_out_);
+  // The storage goes back to the pool, so that a connection with nothing in flight
+  // holds none, and the next writes (of any connection) allocate none.
+  buffers_->give_back(std::move(writing_own_));
+  buffers_->give_back(std::move(tls_out_));
   if (ec) {
     write_error_ = ec;
     set_queued(0);

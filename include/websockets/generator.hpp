@@ -64,12 +64,21 @@ public:
       : timer_(ex, asio::steady_timer::time_point::max()) {}
   /// Suspends until the next `notify_all` (or until the wait is cancelled): `co_await
   /// n.wait()`. (The timer's own awaitable, without a coroutine frame around it.)
-  auto wait() { return timer_.async_wait(nothrow); }
-  /// Wakes every current waiter.
-  void notify_all() noexcept { timer_.cancel(); }
+  auto wait() {
+    armed_ = true;
+    return timer_.async_wait(nothrow);
+  }
+  /// Wakes every current waiter. Costs nothing when nobody has waited since the last
+  /// call: a channel notifies on every event, and its consumer is usually awake.
+  void notify_all() noexcept {
+    if (!armed_) return;
+    armed_ = false;
+    timer_.cancel();
+  }
 
 private:
   asio::steady_timer timer_;
+  bool armed_ = false; // a wait may be pending (one cancelled on its own leaves it set)
 };
 
 /// Where a publisher waits until consumers have taken an event before it goes on:
