@@ -109,6 +109,7 @@ public:
   public:
     lease(buffer_pool& pool, std::unique_ptr<std::byte[]> bytes) noexcept
         : pool_(&pool), bytes_(std::move(bytes)) {}
+    lease(lease&& other) noexcept : pool_(other.pool_), bytes_(std::move(other.bytes_)) {}
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
     ~lease() {
@@ -323,8 +324,28 @@ public:
                                           std::shared_ptr<pipe_state> state = nullptr);
 
 private:
-  asio::awaitable<void> read_loop(std::shared_ptr<socket> self, std::shared_ptr<handoff> open);
+  /// Runs a part of the reader as a coroutine; then reading goes on (`go_on_reading`).
+  void run_reader(asio::awaitable<void> part);
+  /// After a reader coroutine: the readiness wait again, TLS's read loop, or the teardown.
+  void go_on_reading();
+  /// The reader is done: the teardown starts.
+  void finish_reading();
+  /// Plain TCP: waits for readability without a buffer or a coroutine (`on_readable`).
+  void wait_for_bytes();
+  void on_readable(std::error_code ec);
+  /// The open handoff, the bytes read with the handshake, and TLS's read loop.
+  asio::awaitable<void> read_start(std::shared_ptr<handoff> open);
+  /// The rest of a read that `on_readable` could not handle without waiting: `pending`,
+  /// then `rest`, which lie in `buffer`.
+  asio::awaitable<void> finish_read(buffer_pool::lease buffer, parse_event pending, std::span<std::byte> rest);
   asio::awaitable<void> process(std::span<std::byte> input);
+  /// `process` without suspending, as far as it goes: false when an event needs
+  /// `handle`, with that event in `pending` and the bytes after it left in `input`.
+  bool process_now(std::span<std::byte>& input, parse_event& pending);
+  /// Handles `ev` at once when that needs no waiting; false (and nothing done) otherwise.
+  bool handle_now(const parse_event& ev);
+  /// Handles an event `handle_now` refused, waiting as it must.
+  asio::awaitable<void> handle(parse_event ev);
   /// A data message begins: what to do with it (assemble it, stream it).
   void begin_message(opcode op, bool streamed, bool compressed);
   /// A streamed message begins: stream_start, and a pipe's relay.

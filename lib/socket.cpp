@@ -193,15 +193,15 @@ void connection::start(std::span<const std::byte> initial, std::shared_ptr<hando
   // Plain reads wait for readability, then take what is there without blocking.
   std::error_code ignored;
   if (!io_.secure()) io_.tcp().non_blocking(true, ignored);
-  auto me = self();
   if (config_.timeout.count() > 0) arm_idle();
-  // The reader runs under a cancellation slot, so that giving up on a peer also stops
-  // a reader that waits on a consumer; the teardown runs outside it, uncancelled.
-  asio::co_spawn(ex_, read_loop(me, std::move(open)),
-                 asio::bind_cancellation_slot(read_cancel_.slot(), [me](const std::exception_ptr&) {
-                   auto& c = socket_access::get(*me);
-                   asio::co_spawn(c.ex_, c.teardown(me), asio::detached);
-                 }));
+  // Plain TCP with nothing to wait for goes straight to the readiness wait; otherwise
+  // a coroutine first waits at the open handoff, parses the bytes read with the
+  // handshake, or reads through TLS.
+  if (!open && initial_.empty() && !io_.secure()) {
+    wait_for_bytes();
+  } else {
+    run_reader(read_start(std::move(open)));
+  }
 }
 
 asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
@@ -212,8 +212,92 @@ asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
 
 // ---- Reading ----
 
-asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
-                                            std::shared_ptr<handoff> open) {
+// Between bursts an idle connection keeps only its readiness wait: a handler, no
+// coroutine, no buffer. What it reads is parsed and delivered from that handler as long
+// as nothing needs waiting (whole uncompressed messages to consumers with room); an
+// event that does (a full consumer, a stream, a ping, a close) hands the rest of the
+// read to a coroutine, which goes back to the readiness wait when done.
+
+void connection::run_reader(asio::awaitable<void> part) {
+  // Under the reader's cancellation slot, so that giving up on a peer also stops a
+  // reader that waits on a consumer.
+  asio::co_spawn(ex_, std::move(part),
+                 asio::bind_cancellation_slot(read_cancel_.slot(), [me = self()](const std::exception_ptr& e) {
+                   auto& c = socket_access::get(*me);
+                   if (e) c.stop_reading_ = true;
+                   // Posted: the slot is the coroutine's until its last frame is gone.
+                   asio::post(c.ex_, asio::bind_allocator(handler_allocator<void>{}, [me] {
+                                socket_access::get(*me).go_on_reading();
+                              }));
+                 }));
+}
+
+void connection::go_on_reading() {
+  if (stop_reading_) {
+    finish_reading();
+  } else if (io_.secure()) {
+    run_reader(read_start(nullptr));
+  } else {
+    wait_for_bytes();
+  }
+}
+
+void connection::finish_reading() {
+  // The teardown runs outside the reader's cancellation slot, uncancelled.
+  asio::co_spawn(ex_, teardown(self()), asio::detached);
+}
+
+void connection::wait_for_bytes() {
+  reading_ = true;
+  auto on_ready = asio::bind_cancellation_slot(
+      read_cancel_.slot(),
+      asio::bind_allocator(handler_allocator<void>{}, [this, me = self()](std::error_code ec) { on_readable(ec); }));
+  if (transport::wait_fails()) {
+    asio::post(ex_, [on_ready = std::move(on_ready)]() mutable {
+      on_ready(make_error_code(asio::error::connection_reset));
+    });
+  } else {
+    io_.wait_readable(std::move(on_ready));
+  }
+}
+
+void connection::on_readable(std::error_code ec) {
+  reading_ = false;
+  if (!stop_reading_ && ec) read_error_ = ec;
+  if (stop_reading_ || ec) {
+    finish_reading();
+    return;
+  }
+  // What is there is read into a borrowed buffer and parsed (the parser keeps a split
+  // frame's state, not its bytes), then the buffer goes back.
+  auto buffer = buffers_->borrow();
+  const auto space = buffer.span();
+  for (;;) {
+    const std::size_t size = io_.read_now(asio::buffer(space.data(), space.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {
+      read_error_ = ec;
+      stop_reading_ = true;
+      break;
+    }
+    ++reads_;
+    std::span<std::byte> rest = space.first(size);
+    parse_event pending;
+    if (!process_now(rest, pending)) {
+      run_reader(finish_read(std::move(buffer), std::move(pending), rest));
+      return;
+    }
+    // A short read has most likely drained the socket: wait for more.
+    if (stop_reading_ || size < space.size()) break;
+  }
+  if (stop_reading_) {
+    finish_reading();
+  } else {
+    wait_for_bytes();
+  }
+}
+
+asio::awaitable<void> connection::read_start(std::shared_ptr<handoff> open) {
   if (open) {
     open_handoff_ = open;
     while (open->pending() && !stop_reading_) co_await open->wait();
@@ -234,41 +318,19 @@ asio::awaitable<void> connection::read_loop(std::shared_ptr<socket> self,
     if (stop_reading_) break;
     if (ec) {
       read_error_ = ec;
+      stop_reading_ = true;
       break;
     }
     ++reads_;
     co_await process(space.first(size));
   }
-  while (!stop_reading_) {
-    // Waiting on the peer holds no buffer: an idle connection costs none.
-    reading_ = true;
-    std::error_code ec = make_error_code(asio::error::connection_reset);
-    if (!io_.wait_fails()) std::tie(ec) = co_await io_.wait_readable();
-    reading_ = false;
-    if (stop_reading_) break;
-    if (ec) {
-      read_error_ = ec;
-      break;
-    }
-    // What is there is read into a borrowed buffer and parsed (the parser keeps a
-    // split frame's state, not its bytes), then the buffer goes back.
-    const auto buffer = buffers_->borrow();
-    const auto space = buffer.span();
-    for (;;) {
-      const std::size_t size = io_.read_now(asio::buffer(space.data(), space.size()), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) {
-        read_error_ = ec;
-        stop_reading_ = true;
-        break;
-      }
-      ++reads_;
-      co_await process(space.first(size));
-      // A short read has most likely drained the socket: wait for more.
-      if (stop_reading_ || size < space.size()) break;
-    }
-  }
-  (void)self;
+}
+
+asio::awaitable<void> connection::finish_read(buffer_pool::lease buffer, parse_event pending,
+                                              std::span<std::byte> rest) {
+  co_await handle(std::move(pending));
+  if (!stop_reading_) co_await process(rest);
+  (void)buffer; // given back here, once its bytes are parsed
 }
 
 asio::awaitable<void> connection::process(std::span<std::byte> input) {
@@ -276,49 +338,84 @@ asio::awaitable<void> connection::process(std::span<std::byte> input) {
     auto [ev, used] = parser_.parse(input);
     input = input.subspan(used);
     if (std::holds_alternative<parse::need_more>(ev)) co_return;
-    // Whole, uncompressed messages take no coroutine of their own: their events are
-    // handled here, and the message goes to consumers with room without suspending.
-    if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
-      const bool streamed = begin->fragmented || begin->frame_size >= config_.stream_threshold;
-      begin_message(begin->opcode, streamed, begin->compressed);
-      if (assembling_ && !streamed)
-        payload_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(begin->frame_size, 64 * 1024)));
-      if (streamed) co_await on_begin(begin->opcode);
-    } else if (const auto* data = std::get_if<parse::data>(&ev)) {
-      if (!compressed_ && !streamed_) {
-        if (assembling_) payload_.append(reinterpret_cast<const char*>(data->bytes.data()), data->bytes.size());
-      } else {
-        co_await on_data(data->bytes);
-      }
-    } else if (std::holds_alternative<parse::message_end>(ev)) {
-      if (!compressed_ && !streamed_) {
-        if (assembling_) {
-          assembling_ = false;
-          message whole{self(), message_op_, std::move(payload_)};
-          auto* own = own_hub(&socket_hubs::messages);
-          if (!try_fan_out(whole, own, hubs_ ? &hubs_->messages_ : nullptr, true))
-            co_await fan_out(std::move(whole), own, hubs_ ? &hubs_->messages_ : nullptr, true);
-        }
-      } else {
-        co_await on_end();
-      }
-    } else if (const auto* control = std::get_if<parse::control>(&ev)) {
-      if (control->opcode == opcode::ping) {
-        co_await on_ping(control->payload);
-      } else if (!close_sent_) {
-        pong_event pong{self(), to_string(control->payload)};
-        co_await fan_out(std::move(pong), nullptr, hubs_ ? &hubs_->pongs_ : nullptr, true);
-      }
-    } else if (const auto* close = std::get_if<parse::close>(&ev)) {
-      co_await let_consumers_answer();
-      on_close(close->code, close->reason);
-      stop_reading_ = true;
-    } else if (const auto* failure = std::get_if<parse::failure>(&ev)) {
-      protocol_error_ = failure->code;
-      stop_reading_ = true;
-    }
-    // parse::frame_end needs nothing: relays forward pieces as they come.
+    if (!handle_now(ev)) co_await handle(std::move(ev));
     if (stop_reading_) co_return;
+  }
+}
+
+bool connection::process_now(std::span<std::byte>& input, parse_event& pending) {
+  for (;;) {
+    auto [ev, used] = parser_.parse(input);
+    input = input.subspan(used);
+    if (std::holds_alternative<parse::need_more>(ev)) return true;
+    if (!handle_now(ev)) {
+      pending = std::move(ev);
+      return false;
+    }
+    if (stop_reading_) return true;
+  }
+}
+
+bool connection::handle_now(const parse_event& ev) {
+  // Whole, uncompressed messages take no coroutine: their events are handled here, and
+  // the message goes to consumers with room without suspending.
+  if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
+    if (begin->fragmented || begin->frame_size >= config_.stream_threshold) return false;
+    begin_message(begin->opcode, false, begin->compressed);
+    if (assembling_) payload_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(begin->frame_size, 64 * 1024)));
+    return true;
+  }
+  if (const auto* data = std::get_if<parse::data>(&ev)) {
+    if (compressed_ || streamed_) return false;
+    if (assembling_) payload_.append(reinterpret_cast<const char*>(data->bytes.data()), data->bytes.size());
+    return true;
+  }
+  if (std::holds_alternative<parse::message_end>(ev)) {
+    if (compressed_ || streamed_) return false;
+    if (!assembling_) return true;
+    message whole{self(), message_op_, std::move(payload_)};
+    if (!try_fan_out(whole, own_hub(&socket_hubs::messages), hubs_ ? &hubs_->messages_ : nullptr, true)) {
+      payload_ = std::move(whole.payload); // for handle(), which waits for room
+      return false;
+    }
+    assembling_ = false;
+    return true;
+  }
+  // parse::frame_end needs nothing: relays forward pieces as they come.
+  return std::holds_alternative<parse::frame_end>(ev);
+}
+
+asio::awaitable<void> connection::handle(parse_event ev) {
+  // What handle_now refused: a streamed message's start, the pieces of a compressed or
+  // streamed message, a message for consumers without room, control frames, the close,
+  // a failure.
+  if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
+    begin_message(begin->opcode, true, begin->compressed);
+    co_await on_begin(begin->opcode);
+  } else if (const auto* data = std::get_if<parse::data>(&ev)) {
+    co_await on_data(data->bytes);
+  } else if (std::holds_alternative<parse::message_end>(ev)) {
+    if (compressed_ || streamed_) {
+      co_await on_end();
+    } else {
+      assembling_ = false;
+      message whole{self(), message_op_, std::move(payload_)};
+      co_await fan_out(std::move(whole), own_hub(&socket_hubs::messages), hubs_ ? &hubs_->messages_ : nullptr, true);
+    }
+  } else if (const auto* control = std::get_if<parse::control>(&ev)) {
+    if (control->opcode == opcode::ping) {
+      co_await on_ping(control->payload);
+    } else if (!close_sent_) {
+      pong_event pong{self(), to_string(control->payload)};
+      co_await fan_out(std::move(pong), nullptr, hubs_ ? &hubs_->pongs_ : nullptr, true);
+    }
+  } else if (const auto* close = std::get_if<parse::close>(&ev)) {
+    co_await let_consumers_answer();
+    on_close(close->code, close->reason);
+    stop_reading_ = true;
+  } else if (const auto* failure = std::get_if<parse::failure>(&ev)) {
+    protocol_error_ = failure->code;
+    stop_reading_ = true;
   }
 }
 

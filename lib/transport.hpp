@@ -69,10 +69,13 @@ public:
   /// Writes all of `bytes`.
   asio::awaitable<std::error_code> write(std::string_view bytes);
 
-  /// Plain TCP only: waits until bytes can be read, holding no buffer; yields a
-  /// `std::tuple<std::error_code>`. (The socket's own operation, not a coroutine: an
-  /// idle connection keeps no frame for it.) Ask `wait_fails()` first.
-  auto wait_readable() { return tcp_.async_wait(asio::ip::tcp::socket::wait_read, nothrow); }
+  /// Plain TCP only: waits until bytes can be read, holding no buffer, then calls
+  /// `handler(error_code)`. (The socket's own operation, not a coroutine: an idle
+  /// connection keeps no frame for it.) Ask `wait_fails()` first.
+  template <class Handler>
+  void wait_readable(Handler&& handler) {
+    tcp_.async_wait(asio::ip::tcp::socket::wait_read, std::forward<Handler>(handler));
+  }
   /// True when the fault plan fails this wait: the caller takes it as a reset connection.
   [[nodiscard]] static bool wait_fails() noexcept { return inject_fault(); }
   /// Plain TCP only: reads what is there without waiting (`would_block` when nothing).
