@@ -144,7 +144,7 @@ public:
   void give_back(frame_bytes&& bytes) noexcept {
     bytes.clear();
     const std::size_t size = bytes.capacity();
-    if (size == 0 || kept_storage_ + size > max_kept_storage) {
+    if (size == 0 || kept_storage_ + size > max_kept_storage || free_storage_.size() >= max_free_storage) {
       frame_bytes{}.swap(bytes);
       return;
     }
@@ -162,6 +162,7 @@ private:
   /// Write storage kept for reuse, in bytes: enough for the writes of a busy loop pass
   /// (a hundred sockets with 64 KiB each); past it, returned storage is freed.
   static constexpr std::size_t max_kept_storage = 8 << 20;
+  static constexpr std::size_t max_free_storage = 256;
   void give_back(std::unique_ptr<std::byte[]> bytes) noexcept {
     if (free_.size() < max_free) {
       try {
@@ -247,6 +248,26 @@ struct pipe_state {
   bool finished = false;
   notifier done;
   std::shared_ptr<pipe_state> follows; // attached from another thread to a socket piped already: that pipe
+};
+
+/// The idle watchdog of one server loop's sockets: one timer for all of them, which
+/// every `timeout` looks at each (`connection::on_idle`), instead of a timer and a
+/// pending wait per socket. Used on the loop's executor only.
+class idle_watch {
+public:
+  idle_watch(const asio::any_io_executor& ex, std::chrono::milliseconds period) : timer_(ex), period_(period) {}
+  idle_watch(const idle_watch&) = delete;
+  idle_watch& operator=(const idle_watch&) = delete;
+  /// Watches `c`, until `remove`.
+  void add(connection& c) noexcept;
+  void remove(connection& c) noexcept;
+
+private:
+  void tick();
+
+  asio::steady_timer timer_; // armed while a socket is watched
+  std::chrono::milliseconds period_;
+  connection* first_ = nullptr; // the watched sockets, linked through them
 };
 
 class connection {
@@ -368,8 +389,13 @@ private:
   void schedule_write();
   void start_write();
   void on_written(std::error_code ec);
+  /// Starts the idle watchdog: the loop's, or a client's own timer.
   void arm_idle();
+  /// The watchdog looks: traffic since last time, a ping after a quiet period, a close
+  /// after another.
   void on_idle();
+  void stop_idle_watch() noexcept;
+  friend class idle_watch;
   asio::awaitable<void> teardown(std::shared_ptr<socket> self);
   asio::awaitable<void> wait_closed();
   /// What a sender gets when its turn comes.
@@ -517,7 +543,10 @@ private:
   bool finished_ = false; // TCP closed
   bool reported_ = false; // close event out
   std::unique_ptr<asio::steady_timer> close_timer_; // made when a close begins
-  asio::steady_timer idle_timer_;
+  std::unique_ptr<asio::steady_timer> idle_timer_; // a client's watchdog (a server loop watches its sockets)
+  bool watched_ = false;                           // by the loop's idle_watch
+  connection* watch_prev_ = nullptr;
+  connection* watch_next_ = nullptr;
   std::unique_ptr<notifier> closed_; // made when close() waits
 
   // This socket's generators: made when first subscribed to (from any thread), so

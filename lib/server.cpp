@@ -187,6 +187,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
         finished.set_value();
       });
     }
+    if (config_.timeout.count() > 0) loop->idle = std::make_unique<idle_watch>(loop->ex, config_.timeout);
     loops_.push_back(std::move(loop));
   }
 }

@@ -69,6 +69,7 @@ struct server_loop {
   std::thread thread;
   std::future<void> finished; // the thread's run() has returned
   std::shared_ptr<buffer_pool> buffers;
+  std::unique_ptr<idle_watch> idle; // with a `timeout`: the watchdog of this loop's sockets
   std::array<std::unique_ptr<message_compressor>, 16> compressors; // by window bits
   server_hubs* hubs = nullptr;            // where this loop's sockets report events
   std::unique_ptr<server_hubs> stand_ins; // loops past the first: forwarding to the server's

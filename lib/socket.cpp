@@ -157,8 +157,7 @@ connection::connection(socket& owner, transport io, connection_config config, up
                              .limits = config.limits,
                              .allow_compression = config.compression.has_value()}),
       writer_(config.role),
-      buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))),
-      idle_timer_(ex_) {
+      buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))) {
   if (const auto& agreed = config.compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
@@ -172,7 +171,10 @@ connection::connection(socket& owner, transport io, connection_config config, up
   }
 }
 
-connection::~connection() { delete own_hubs(); }
+connection::~connection() {
+  stop_idle_watch(); // done by the teardown, unless the event loop was torn down first
+  delete own_hubs();
+}
 
 connection::socket_hubs& connection::make_own_hubs() {
   if (auto* made = own_hubs()) return *made;
@@ -1055,9 +1057,59 @@ asio::awaitable<void> connection::wait_closed() {
 }
 
 void connection::arm_idle() {
-  idle_timer_.expires_after(config_.timeout);
-  idle_timer_.async_wait([this, me = self()](std::error_code ec) {
-    if (!ec) on_idle();
+  if (loop_ && loop_->idle) {
+    loop_->idle->add(*this);
+    return;
+  }
+  if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(ex_);
+  idle_timer_->expires_after(config_.timeout);
+  idle_timer_->async_wait([this, me = self()](std::error_code ec) {
+    if (ec) return;
+    on_idle();
+    if (!tearing_down_ && !stop_reading_) arm_idle();
+  });
+}
+
+void connection::stop_idle_watch() noexcept {
+  if (idle_timer_) idle_timer_->cancel();
+  if (watched_) loop_->idle->remove(*this);
+}
+
+void idle_watch::add(connection& c) noexcept {
+  if (c.watched_) return;
+  c.watched_ = true;
+  c.watch_prev_ = nullptr;
+  c.watch_next_ = first_;
+  if (first_) first_->watch_prev_ = &c;
+  first_ = &c;
+  if (c.watch_next_) return; // the timer runs already
+  timer_.expires_after(period_);
+  timer_.async_wait([this](std::error_code ec) {
+    if (!ec) tick(); // (cancelled: this watch may be gone)
+  });
+}
+
+void idle_watch::remove(connection& c) noexcept {
+  if (!c.watched_) return;
+  c.watched_ = false;
+  if (c.watch_prev_) {
+    c.watch_prev_->watch_next_ = c.watch_next_;
+  } else {
+    first_ = c.watch_next_;
+  }
+  if (c.watch_next_) c.watch_next_->watch_prev_ = c.watch_prev_;
+  c.watch_prev_ = c.watch_next_ = nullptr;
+  // Nobody left to watch: no pending wait keeps the loop busy.
+  if (!first_) timer_.cancel();
+}
+
+void idle_watch::tick() {
+  // on_idle never unlinks a socket at once: its teardown comes later, from a handler.
+  for (connection* c = first_; c != nullptr; c = c->watch_next_) c->on_idle();
+  if (!first_) return;
+  timer_.expires_after(period_);
+  timer_.async_wait([this](std::error_code ec) {
+    if (!ec) tick();
   });
 }
 
@@ -1075,9 +1127,7 @@ void connection::on_idle() {
     queue_close(close_code::going_away, "idle timeout");
     arm_close_deadline();
     stop_read();
-    return;
   }
-  arm_idle();
 }
 
 asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
@@ -1133,7 +1183,7 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   io_.close();
   finished_ = true;
   if (close_timer_) close_timer_->cancel();
-  idle_timer_.cancel();
+  stop_idle_watch();
   notify_changed();
 
   const auto server = server_;

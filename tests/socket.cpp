@@ -303,17 +303,38 @@ TEST_CASE("idle timeout: a peer that never answers is pinged, then closed") {
   });
 }
 
-TEST_CASE("idle timeout: a live peer answers the pings and stays") {
+TEST_CASE("idle timeout: live peers answer the pings and stay; silent ones are closed (one watchdog for all)") {
   run([](executor ex) -> asio::awaitable<void> {
-    fixture f{ex, {.timeout = std::chrono::milliseconds{100}}};
+    fixture f{ex, {.timeout = std::chrono::milliseconds{150}}};
     auto closes = f.srv.closes();
-    auto client = co_await websockets::connect(ex, url_of(f.srv));
-    auto client_events = client->events(); // read below, so pongs never pile up
-    CHECK(co_await quiet(closes, std::chrono::milliseconds{800}));
-    CHECK(client->is_open());
-    CHECK(f.srv.connection_count() == 1);
+    auto live_before = co_await websockets::connect(ex, url_of(f.srv));
+    auto before_events = live_before->events(); // read below, so pongs never pile up
+    std::vector<std::unique_ptr<raw_peer>> silent;
+    for (int i = 0; i < 2; ++i) {
+      silent.push_back(std::make_unique<raw_peer>(ex));
+      co_await silent.back()->connect(f.srv.local_endpoint().port());
+      (void)co_await silent.back()->upgrade();
+    }
+    auto live_after = co_await websockets::connect(ex, url_of(f.srv));
+    auto after_events = live_after->events();
+    // Each silent peer is pinged, then closed; the watchdog goes on with the others.
+    for (auto& peer : silent) {
+      auto ping = co_await peer->read_frame();
+      REQUIRE(ping);
+      CHECK(ping->opcode == opcode::ping);
+      auto close = co_await peer->read_frame();
+      REQUIRE(close);
+      CHECK(close_code_of(close->payload) == 1001);
+    }
+    CHECK((co_await next(closes)).code == 1006);
+    CHECK((co_await next(closes)).code == 1006);
+    CHECK(co_await quiet(closes, std::chrono::milliseconds{600}));
+    CHECK(live_before->is_open());
+    CHECK(live_after->is_open());
+    CHECK(f.srv.connection_count() == 2);
     co_await f.srv.stop();
-    CHECK((co_await next_of<websockets::close_event>(client_events)).code == 1001);
+    CHECK((co_await next_of<websockets::close_event>(before_events)).code == 1001);
+    CHECK((co_await next_of<websockets::close_event>(after_events)).code == 1001);
   });
 }
 
