@@ -197,8 +197,7 @@ struct connection_config {
   overflow_policy overflow = overflow_policy::wait;
   std::size_t read_buffer = 16 * 1024;
   std::uint64_t stream_threshold = 64 * 1024;
-  deflate_options deflate{};                 // what this side allows
-  std::optional<deflate_params> compression; // what the handshake agreed, if anything
+  deflate_options deflate{}; // what this side allows
 };
 
 /// The connection settings of a server's or a client's options, which name them alike.
@@ -272,7 +271,10 @@ private:
 
 class connection {
 public:
-  connection(socket& owner, transport io, connection_config config, upgrade_request request,
+  /// `config` is shared by the sockets of a server; `compression` is what this socket's
+  /// handshake agreed, if anything.
+  connection(socket& owner, transport io, std::shared_ptr<const connection_config> config,
+             const std::optional<deflate_params>& compression, upgrade_request request,
              std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -295,7 +297,7 @@ public:
   /// The server loop this connection lives on: 0 for the server's executor (and clients).
   [[nodiscard]] std::size_t loop_index() const noexcept { return loop_index_; }
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
-  [[nodiscard]] websockets::role role() const noexcept { return config_.role; }
+  [[nodiscard]] websockets::role role() const noexcept { return config_->role; }
   [[nodiscard]] const upgrade_request& request() const noexcept { return request_; }
   [[nodiscard]] std::string_view subprotocol() const noexcept { return subprotocol_; }
   [[nodiscard]] std::any& user_data() noexcept { return user_data_; }
@@ -457,7 +459,8 @@ private:
   std::shared_ptr<void> loop_keep_; // a server loop's io_context: outlives the I/O objects below
   asio::any_io_executor ex_;
   transport io_;
-  connection_config config_;
+  std::shared_ptr<const connection_config> config_;
+  std::uint8_t deflate_bits_ = 0; // our messages' window bits, when permessage-deflate was agreed
   upgrade_request request_;
   std::string subprotocol_;
   std::any user_data_;
@@ -570,8 +573,8 @@ private:
 
 /// What the server and `pipe` reach inside a socket.
 struct socket_access {
-  static std::shared_ptr<socket> create(transport io, connection_config config,
-                                        upgrade_request request,
+  static std::shared_ptr<socket> create(transport io, std::shared_ptr<const connection_config> config,
+                                        const std::optional<deflate_params>& compression, upgrade_request request,
                                         std::shared_ptr<server_core> server, server_loop* loop = nullptr);
   static connection& get(socket& s) noexcept { return *s.connection_; }
 };

@@ -97,7 +97,7 @@ std::vector<http_header> header_views(const accept_decision& decision) {
 } // namespace
 
 std::string server_core::acceptance(const upgrade_request& request, accept_decision& decision,
-                                    const connection_config& config) const {
+                                    const std::optional<deflate_params>& compression) const {
   const auto offered = request.subprotocols();
   if (decision.subprotocol.empty()) {
     // Ours, in our order of preference, the first the client offers.
@@ -112,7 +112,7 @@ std::string server_core::acceptance(const upgrade_request& request, accept_decis
   const auto extra = header_views(decision);
   return accept_response(request.key(),
                          {.subprotocol = decision.subprotocol,
-                          .extensions = config.compression ? config.compression->response : std::string_view{},
+                          .extensions = compression ? compression->response : std::string_view{},
                           .extra_headers = extra});
 }
 
@@ -137,7 +137,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
     : server_hubs(options.event_queue),
       ex_(std::move(ex)),
       options_(std::move(options)),
-      config_(config_from(role::server, options_)),
+      config_(std::make_shared<const connection_config>(config_from(role::server, options_))),
       changed_(ex_),
       stream_free_(ex_),
       stream_turn_(ex_) {
@@ -151,7 +151,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
   if (options_.threads == 0) throw std::invalid_argument("server threads must be at least 1");
   if (options_.threads > 1 && !ex_.target<asio::io_context::executor_type>())
     throw std::invalid_argument("a server with threads > 1 runs on an io_context's executor");
-  const std::size_t read_buffer = std::max<std::size_t>(config_.read_buffer, 512);
+  const std::size_t read_buffer = std::max<std::size_t>(config_->read_buffer, 512);
   for (std::size_t i = 0; i < options_.threads; ++i) {
     auto loop = std::make_unique<server_loop>();
     loop->index = i;
@@ -187,7 +187,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
         finished.set_value();
       });
     }
-    if (config_.timeout.count() > 0) loop->idle = std::make_unique<idle_watch>(loop->ex, config_.timeout);
+    if (config_->timeout.count() > 0) loop->idle = std::make_unique<idle_watch>(loop->ex, config_->timeout);
     loops_.push_back(std::move(loop));
   }
 }
@@ -486,11 +486,10 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     }
     if (stopping_ || !io.tcp().is_open()) co_return;
   }
-  connection_config config = config_;
-  config.compression = agree_compression(check.request);
+  auto compression = agree_compression(check.request);
   std::string response;
   try {
-    response = decision.status != 0 ? refusal(decision) : acceptance(check.request, decision, config);
+    response = decision.status != 0 ? refusal(decision) : acceptance(check.request, decision, compression);
   } catch (const std::invalid_argument&) {
     decision = {.status = 500}; // a hook's subprotocol not offered, or a header that is not HTTP
     response = rejection_response(500);
@@ -506,7 +505,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(io), config, std::move(check.request), self, &loop);
+  auto sock = socket_access::create(std::move(io), config_, compression, std::move(check.request), self, &loop);
   socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe

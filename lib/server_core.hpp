@@ -130,11 +130,11 @@ public:
 
   /// False when the request's Origin is not one of `allowed_origins`.
   [[nodiscard]] bool origin_allowed(const upgrade_request& request) const;
-  /// The 101 response for `request` as `decision` and `config` settle it, choosing the
-  /// subprotocol into `decision`. Throws `std::invalid_argument` for a decision that
-  /// cannot be sent.
+  /// The 101 response for `request` as `decision` and the agreed `compression` settle
+  /// it, choosing the subprotocol into `decision`. Throws `std::invalid_argument` for a
+  /// decision that cannot be sent.
   [[nodiscard]] std::string acceptance(const upgrade_request& request, accept_decision& decision,
-                                       const connection_config& config) const;
+                                       const std::optional<deflate_params>& compression) const;
   /// The refusal `decision` asks for.
   [[nodiscard]] static std::string refusal(const accept_decision& decision);
   /// The permessage-deflate parameters for a request: none when disabled or not offered.
@@ -170,7 +170,7 @@ public:
 
   asio::any_io_executor ex_;
   server_options options_;
-  connection_config config_;
+  std::shared_ptr<const connection_config> config_; // every socket's, shared
   std::vector<std::unique_ptr<server_loop>> loops_; // the first runs on ex_
   std::size_t next_loop_ = 0;                       // round-robin for accepted sockets
   std::shared_ptr<asio::ssl::context> tls_; // for a wss:// url

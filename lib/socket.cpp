@@ -131,34 +131,37 @@ void encode_frame_into(frame_bytes& out, websockets::role role, opcode op, bool 
 
 std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory_order_relaxed); }
 
-std::shared_ptr<socket> socket_access::create(transport io, connection_config config,
+std::shared_ptr<socket> socket_access::create(transport io, std::shared_ptr<const connection_config> config,
+                                              const std::optional<deflate_params>& compression,
                                               upgrade_request request,
                                               std::shared_ptr<server_core> server, server_loop* loop) {
   std::shared_ptr<socket> s{new socket{nullptr}};
-  s->connection_ = std::make_unique<connection>(*s, std::move(io), config, std::move(request),
+  s->connection_ = std::make_unique<connection>(*s, std::move(io), std::move(config), compression, std::move(request),
                                                 std::move(server), loop, ++last_socket_id);
   return s;
 }
 
-connection::connection(socket& owner, transport io, connection_config config, upgrade_request request,
+connection::connection(socket& owner, transport io, std::shared_ptr<const connection_config> shared_config,
+                       const std::optional<deflate_params>& compression, upgrade_request request,
                        std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id)
     : owner_(owner),
       loop_keep_(loop ? loop->context : nullptr),
       ex_(io.tcp().get_executor()),
       io_(std::move(io)),
-      config_(config),
+      config_(std::move(shared_config)),
       request_(std::move(request)),
       server_(std::move(server)),
       loop_(loop),
       loop_index_(loop ? loop->index : 0),
       hubs_(loop ? loop->hubs : nullptr),
       id_(id),
-      parser_(parser_options{.role = config.role,
-                             .limits = config.limits,
-                             .allow_compression = config.compression.has_value()}),
-      writer_(config.role),
-      buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config.read_buffer, 512))) {
-  if (const auto& agreed = config.compression) {
+      parser_(parser_options{.role = config_->role,
+                             .limits = config_->limits,
+                             .allow_compression = compression.has_value()}),
+      writer_(config_->role),
+      buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config_->read_buffer, 512))) {
+  const connection_config& config = *config_;
+  if (const auto& agreed = compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
     inflater_ = std::make_unique<inflater>(server ? agreed->client_max_window_bits : agreed->server_max_window_bits,
@@ -168,6 +171,7 @@ connection::connection(socket& owner, transport io, connection_config config, up
     if (!server)
       compressor_ = std::make_unique<message_compressor>(agreed->client_max_window_bits, config.deflate,
                                                          agreed->client_no_context_takeover);
+    deflate_bits_ = static_cast<std::uint8_t>(server ? agreed->server_max_window_bits : agreed->client_max_window_bits);
   }
 }
 
@@ -178,7 +182,7 @@ connection::~connection() {
 
 connection::socket_hubs& connection::make_own_hubs() {
   if (auto* made = own_hubs()) return *made;
-  auto fresh = std::make_unique<socket_hubs>(config_.event_queue);
+  auto fresh = std::make_unique<socket_hubs>(config_->event_queue);
   if (loop_keep_) {
     // Generators of this socket keep its loop's io_context (their timers') alive.
     fresh->messages.keep(loop_keep_);
@@ -195,7 +199,7 @@ void connection::start(std::span<const std::byte> initial, std::shared_ptr<hando
   // Plain reads wait for readability, then take what is there without blocking.
   std::error_code ignored;
   if (!io_.secure()) io_.tcp().non_blocking(true, ignored);
-  if (config_.timeout.count() > 0) arm_idle();
+  if (config_->timeout.count() > 0) arm_idle();
   // Plain TCP with nothing to wait for goes straight to the readiness wait; otherwise
   // a coroutine first waits at the open handoff, parses the bytes read with the
   // handshake, or reads through TLS.
@@ -362,7 +366,7 @@ bool connection::handle_now(const parse_event& ev) {
   // Whole, uncompressed messages take no coroutine: their events are handled here, and
   // the message goes to consumers with room without suspending.
   if (const auto* begin = std::get_if<parse::message_begin>(&ev)) {
-    if (begin->fragmented || begin->frame_size >= config_.stream_threshold) return false;
+    if (begin->fragmented || begin->frame_size >= config_->stream_threshold) return false;
     begin_message(begin->opcode, false, begin->compressed);
     if (assembling_) payload_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(begin->frame_size, 64 * 1024)));
     return true;
@@ -562,7 +566,7 @@ asio::awaitable<void> connection::on_ping(std::span<const std::byte> payload) {
   if (close_sent_ || finished_) co_return;
   enqueue_control(writer_.control(opcode::pong, payload));
   // A peer that pings without reading our pongs fills our queue: stop reading it.
-  while (queued() > config_.max_queued_bytes && !stop_reading_ && !write_error_)
+  while (queued() > config_->max_queued_bytes && !stop_reading_ && !write_error_)
     co_await changed().wait();
 }
 
@@ -586,12 +590,12 @@ asio::awaitable<void> connection::let_consumers_answer() {
   point->done();
   if (stand_ins && (hubs_->messages_.wanted() || hubs_->streams_.wanted() || hubs_->events_.wanted())) {
     // The server's consumers are on its executor: they take theirs there.
-    co_await asio::co_spawn(server_->ex_, server_->let_consumers_take(config_.close_timeout), hop_token());
+    co_await asio::co_spawn(server_->ex_, server_->let_consumers_take(config_->close_timeout), hop_token());
   }
   if (!point->pending()) co_return;
   stream_handoff_ = point; // released too when the connection is given up
   asio::steady_timer deadline{ex_};
-  deadline.expires_after(config_.close_timeout);
+  deadline.expires_after(config_->close_timeout);
   deadline.async_wait([point](std::error_code ec) {
     if (!ec) point->release();
   });
@@ -685,7 +689,7 @@ void connection::push_data(shared_bytes frame) {
 void connection::push_own_message(opcode op, std::span<const std::byte> payload) {
   if (own_out_.capacity() == 0) own_out_ = buffers_->take_storage();
   const std::size_t before = own_out_.size();
-  encode_frame_into(own_out_, config_.role, op, true, payload);
+  encode_frame_into(own_out_, config_->role, op, true, payload);
   const std::size_t size = own_out_.size() - before;
   set_queued(queued() + size);
   // Consecutive frames of this socket's own go out as one piece of the gather write.
@@ -711,7 +715,7 @@ void connection::enqueue_now(const shared_bytes& frame) {
 
 bool connection::has_room() const noexcept {
   const std::size_t bytes = queued();
-  return bytes == 0 || bytes < config_.max_queued_bytes;
+  return bytes == 0 || bytes < config_->max_queued_bytes;
 }
 
 bool connection::held_by_other_stream(const void* stream) const noexcept {
@@ -719,7 +723,7 @@ bool connection::held_by_other_stream(const void* stream) const noexcept {
 }
 
 connection::turn connection::overflow(const void* stream) {
-  if (config_.overflow == overflow_policy::drop && stream == nullptr) {
+  if (config_->overflow == overflow_policy::drop && stream == nullptr) {
     dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // Reported from its own coroutine: the sender (a broadcast) must not wait on the
     // consumers of errors.
@@ -747,7 +751,7 @@ bool connection::try_enqueue(const shared_bytes& frame, const void* stream) {
   const bool stream_frame = stream != nullptr && stream == stream_owner_;
   if ((!stream_frame && !waiters_.empty()) || held_by_other_stream(stream)) return false;
   if (!has_room()) {
-    if (config_.overflow == overflow_policy::wait) return false;
+    if (config_->overflow == overflow_policy::wait) return false;
     (void)overflow(stream);
     return true;
   }
@@ -765,7 +769,7 @@ asio::awaitable<connection::turn> connection::wait_turn(const void* stream) {
   };
   if (is_open() && at_front(nullptr)) {
     if (has_room()) co_return turn::go;
-    if (config_.overflow != overflow_policy::wait) co_return overflow(stream);
+    if (config_->overflow != overflow_policy::wait) co_return overflow(stream);
   }
   int place = 0;
   struct in_line {
@@ -784,7 +788,7 @@ asio::awaitable<connection::turn> connection::wait_turn(const void* stream) {
     if (!is_open()) co_return turn::closed;
     if (at_front(&place)) {
       if (has_room()) co_return turn::go;
-      if (config_.overflow != overflow_policy::wait) co_return overflow(stream);
+      if (config_->overflow != overflow_policy::wait) co_return overflow(stream);
     }
     co_await changed().wait();
   }
@@ -908,20 +912,18 @@ asio::awaitable<std::error_code> connection::send(opcode op, std::span<const std
 }
 
 int connection::compression_bits(std::size_t size) const noexcept {
-  return size < config_.deflate.threshold ? 0 : deflate_bits();
+  return size < config_->deflate.threshold ? 0 : deflate_bits();
 }
 
 int connection::deflate_bits() const noexcept {
-  if (!config_.compression) return 0;
-  return config_.role == role::server ? config_.compression->server_max_window_bits
-                                      : config_.compression->client_max_window_bits;
+  return deflate_bits_;
 }
 
 shared_bytes connection::encode_message(opcode op, std::span<const std::byte> payload) {
   const int bits = compression_bits(payload.size());
-  if (bits == 0) return encode_frame(config_.role, op, true, payload);
-  message_compressor& compressor = compressor_ ? *compressor_ : loop_->compressor(bits, config_.deflate);
-  return encode_frame(config_.role, op, true, compressor.compress(payload), true);
+  if (bits == 0) return encode_frame(config_->role, op, true, payload);
+  message_compressor& compressor = compressor_ ? *compressor_ : loop_->compressor(bits, config_->deflate);
+  return encode_frame(config_->role, op, true, compressor.compress(payload), true);
 }
 
 asio::awaitable<std::error_code> connection::ping(std::span<const std::byte> payload) {
@@ -1027,7 +1029,7 @@ void connection::queue_close(close_code code, std::string_view reason) {
 void connection::arm_close_deadline() {
   if (close_deadline_armed_ || finished_) return;
   close_deadline_armed_ = true;
-  close_timer_ = std::make_unique<asio::steady_timer>(ex_, config_.close_timeout);
+  close_timer_ = std::make_unique<asio::steady_timer>(ex_, config_->close_timeout);
   close_timer_->async_wait([this, me = self()](std::error_code ec) {
     if (ec || finished_) return;
     close_expired_ = true;
@@ -1062,7 +1064,7 @@ void connection::arm_idle() {
     return;
   }
   if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(ex_);
-  idle_timer_->expires_after(config_.timeout);
+  idle_timer_->expires_after(config_->timeout);
   idle_timer_->async_wait([this, me = self()](std::error_code ec) {
     if (ec) return;
     on_idle();
@@ -1172,7 +1174,7 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   while (!give_up_ && !write_error_ && (writing_ || !control_q_.empty() || !data_q_.empty()))
     co_await changed().wait();
   // A client lets the server close TCP first (RFC 6455 section 7.1.1).
-  if (config_.role == role::client && close_received_ && !give_up_ && !read_error_) {
+  if (config_->role == role::client && close_received_ && !give_up_ && !read_error_) {
     std::array<std::byte, 256> sink{};
     for (;;) {
       auto [ec, size] = co_await io_.read_some(asio::buffer(sink));
