@@ -249,6 +249,9 @@ void connection::go_on_reading() {
 }
 
 void connection::finish_reading() {
+  // Reading is over for good, a read error included: from now on nothing emits on the
+  // reader's slot, whose last handler may be a finished wait of a socket about to close.
+  stop_reading_ = true;
   // The teardown runs outside the reader's cancellation slot, uncancelled.
   asio::co_spawn(ex_, teardown(self()), asio::detached);
 }
