@@ -262,6 +262,7 @@ public:
   void remove(connection& c) noexcept;
 
 private:
+  void arm();
   void tick();
 
   asio::steady_timer timer_; // armed while a socket is watched
@@ -555,7 +556,20 @@ private:
   // This socket's generators: made when first subscribed to (from any thread), so
   // that a socket read through the server's generators only carries none.
   struct socket_hubs {
-    explicit socket_hubs(std::size_t capacity) : messages(capacity), streams(capacity), events(capacity) {}
+    /// Generators keep `loop` (a server loop's io_context, their timers') alive, if any.
+    socket_hubs(std::size_t capacity, const std::shared_ptr<void>& loop)
+        : messages(capacity), streams(capacity), events(capacity) {
+      if (!loop) return;
+      messages.keep(loop);
+      streams.keep(loop);
+      events.keep(loop);
+    }
+    /// Ends every generator of this socket; later ones end at once.
+    void end() noexcept {
+      messages.end();
+      streams.end();
+      events.end();
+    }
     hub<message> messages;
     hub<stream_event> streams;
     hub<event> events;

@@ -182,13 +182,7 @@ connection::~connection() {
 
 connection::socket_hubs& connection::make_own_hubs() {
   if (auto* made = own_hubs()) return *made;
-  auto fresh = std::make_unique<socket_hubs>(config_->event_queue);
-  if (loop_keep_) {
-    // Generators of this socket keep its loop's io_context (their timers') alive.
-    fresh->messages.keep(loop_keep_);
-    fresh->streams.keep(loop_keep_);
-    fresh->events.keep(loop_keep_);
-  }
+  auto fresh = std::make_unique<socket_hubs>(config_->event_queue, loop_keep_);
   socket_hubs* expected = nullptr;
   if (own_hubs_.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) return *fresh.release();
   return *expected; // another thread made them first
@@ -343,11 +337,9 @@ asio::awaitable<void> connection::finish_read(buffer_pool::lease buffer, parse_e
 }
 
 asio::awaitable<void> connection::process(std::span<std::byte> input) {
-  for (;;) {
-    auto [ev, used] = parser_.parse(input);
-    input = input.subspan(used);
-    if (std::holds_alternative<parse::need_more>(ev)) co_return;
-    if (!handle_now(ev)) co_await handle(std::move(ev));
+  parse_event pending;
+  while (!process_now(input, pending)) {
+    co_await handle(std::move(pending));
     if (stop_reading_) co_return;
   }
 }
@@ -1087,7 +1079,10 @@ void idle_watch::add(connection& c) noexcept {
   c.watch_next_ = first_;
   if (first_) first_->watch_prev_ = &c;
   first_ = &c;
-  if (c.watch_next_) return; // the timer runs already
+  if (!c.watch_next_) arm(); // else the timer runs already
+}
+
+void idle_watch::arm() {
   timer_.expires_after(period_);
   timer_.async_wait([this](std::error_code ec) {
     if (!ec) tick(); // (cancelled: this watch may be gone)
@@ -1111,11 +1106,7 @@ void idle_watch::remove(connection& c) noexcept {
 void idle_watch::tick() {
   // on_idle never unlinks a socket at once: its teardown comes later, from a handler.
   for (connection* c = first_; c != nullptr; c = c->watch_next_) c->on_idle();
-  if (!first_) return;
-  timer_.expires_after(period_);
-  timer_.async_wait([this](std::error_code ec) {
-    if (!ec) tick();
-  });
+  if (first_) arm();
 }
 
 void connection::on_idle() {
@@ -1200,12 +1191,8 @@ asio::awaitable<void> connection::teardown(std::shared_ptr<socket> me) {
   close_event closed{me, code, std::move(reason)};
   co_await fan_out(std::move(closed), nullptr, hubs_ ? &hubs_->closes_ : nullptr, true);
   reported_ = true;
-  if (auto* own = own_hubs()) {
-    // Generators made later end at once (subscribe checks reported_).
-    own->messages.end();
-    own->streams.end();
-    own->events.end();
-  }
+  // Generators made later end at once (subscribe checks reported_).
+  if (auto* own = own_hubs()) own->end();
   if (closed_) closed_->notify_all();
   if (server) server->closed_reported();
   server_.reset(); // the server no longer needs this socket, nor it the server
