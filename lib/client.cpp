@@ -101,7 +101,7 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
 
   auto config = std::make_shared<const detail::connection_config>(detail::config_from(role::client, options));
   auto sock = detail::socket_access::create(std::move(io), std::move(config),
-                                            accepted_compression(check, options.deflate), upgrade_request{}, nullptr);
+                                            accepted_compression(check, options.deflate), {}, nullptr);
   detail::socket_access::get(*sock).set_accepted(check.subprotocol, {});
   // Reading starts on the next turn, so that the caller can subscribe first.
   asio::post(executor, [sock, rest = std::move(rest)] {

@@ -28,11 +28,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace websockets::detail {
@@ -273,9 +275,10 @@ private:
 class connection {
 public:
   /// `config` is shared by the sockets of a server; `compression` is what this socket's
-  /// handshake agreed, if anything.
+  /// handshake agreed, if anything; `request_head` the raw upgrade request a server
+  /// accepted (empty for a client).
   connection(socket& owner, transport io, std::shared_ptr<const connection_config> config,
-             const std::optional<deflate_params>& compression, upgrade_request request,
+             const std::optional<deflate_params>& compression, std::string_view request_head,
              std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id);
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -299,7 +302,9 @@ public:
   [[nodiscard]] std::size_t loop_index() const noexcept { return loop_index_; }
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
   [[nodiscard]] websockets::role role() const noexcept { return config_->role; }
-  [[nodiscard]] const upgrade_request& request() const noexcept { return request_; }
+  /// Parsed from the kept head when first asked for: most servers never ask after the
+  /// handshake, and the parsed form is about three times the size of the head.
+  [[nodiscard]] const upgrade_request& request() const;
   [[nodiscard]] std::string_view subprotocol() const noexcept { return subprotocol_; }
   [[nodiscard]] std::any& user_data() noexcept { return user_data_; }
   /// What the handshake settled beyond the request: the subprotocol, the accept hook's data.
@@ -377,7 +382,7 @@ private:
   asio::awaitable<void> on_data(std::span<const std::byte> bytes);
   asio::awaitable<void> on_payload(std::span<const std::byte> bytes);
   asio::awaitable<void> on_end();
-  /// Inflates a piece of a compressed message (the rest with `fin`) into `inflated_`,
+  /// Inflates a piece of a compressed message (the rest with `fin`) into `inflation_->out`,
   /// checking text as it comes out. False when the connection failed.
   bool inflate(std::span<const std::byte> bytes, bool fin);
   void fail(websockets::error e) noexcept;
@@ -462,7 +467,9 @@ private:
   transport io_;
   std::shared_ptr<const connection_config> config_;
   std::uint8_t deflate_bits_ = 0; // our messages' window bits, when permessage-deflate was agreed
-  upgrade_request request_;
+  mutable std::string request_head_; // the upgrade request's raw head, until parsed
+  mutable std::once_flag request_parsed_;
+  mutable std::unique_ptr<const upgrade_request> request_;
   std::string subprotocol_;
   std::any user_data_;
   std::shared_ptr<server_core> server_;
@@ -490,11 +497,17 @@ private:
   std::shared_ptr<handoff> stream_handoff_; // the stream_start or close handoff being waited at
 
   // permessage-deflate, when agreed.
-  std::unique_ptr<inflater> inflater_;
+  // Made only when agreed: most connections never compress.
+  struct inflation {
+    template <class... Args>
+    explicit inflation(Args&&... args) : engine(std::forward<Args>(args)...) {}
+    inflater engine;
+    std::string out;     // the piece last inflated, reused
+    utf8_validator text; // the message's inflated text so far
+  };
+  std::unique_ptr<inflation> inflation_;
   std::unique_ptr<message_compressor> compressor_; // a client's own; servers share theirs
   bool compressed_ = false;   // the message being read is compressed
-  std::string inflated_;      // the piece last inflated, reused
-  utf8_validator inflated_text_;
 
   // Streams in: a pipe relays the current fragmented message.
   std::shared_ptr<pipe_state> pipe_;
@@ -588,7 +601,7 @@ private:
 /// What the server and `pipe` reach inside a socket.
 struct socket_access {
   static std::shared_ptr<socket> create(transport io, std::shared_ptr<const connection_config> config,
-                                        const std::optional<deflate_params>& compression, upgrade_request request,
+                                        const std::optional<deflate_params>& compression, std::string_view request_head,
                                         std::shared_ptr<server_core> server, server_loop* loop = nullptr);
   static connection& get(socket& s) noexcept { return *s.connection_; }
 };

@@ -505,7 +505,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(io), config_, compression, std::move(check.request), self, &loop);
+  auto sock = socket_access::create(std::move(io), config_, compression, check.request.head().raw(), self, &loop);
   socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe

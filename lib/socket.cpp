@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 namespace websockets {
@@ -133,23 +134,23 @@ std::uint64_t encoded_frames() noexcept { return frames_encoded.load(std::memory
 
 std::shared_ptr<socket> socket_access::create(transport io, std::shared_ptr<const connection_config> config,
                                               const std::optional<deflate_params>& compression,
-                                              upgrade_request request,
+                                              std::string_view request_head,
                                               std::shared_ptr<server_core> server, server_loop* loop) {
   std::shared_ptr<socket> s{new socket{nullptr}};
-  s->connection_ = std::make_unique<connection>(*s, std::move(io), std::move(config), compression, std::move(request),
+  s->connection_ = std::make_unique<connection>(*s, std::move(io), std::move(config), compression, request_head,
                                                 std::move(server), loop, ++last_socket_id);
   return s;
 }
 
 connection::connection(socket& owner, transport io, std::shared_ptr<const connection_config> shared_config,
-                       const std::optional<deflate_params>& compression, upgrade_request request,
+                       const std::optional<deflate_params>& compression, std::string_view request_head,
                        std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id)
     : owner_(owner),
       loop_keep_(loop ? loop->context : nullptr),
       ex_(io.tcp().get_executor()),
       io_(std::move(io)),
       config_(std::move(shared_config)),
-      request_(std::move(request)),
+      request_head_(request_head),
       server_(std::move(server)),
       loop_(loop),
       loop_index_(loop ? loop->index : 0),
@@ -164,10 +165,10 @@ connection::connection(socket& owner, transport io, std::shared_ptr<const connec
   if (const auto& agreed = compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
-    inflater_ = std::make_unique<inflater>(server ? agreed->client_max_window_bits : agreed->server_max_window_bits,
-                                           server ? agreed->client_no_context_takeover
-                                                  : agreed->server_no_context_takeover,
-                                           config.limits.max_message_size);
+    inflation_ = std::make_unique<inflation>(
+        server ? agreed->client_max_window_bits : agreed->server_max_window_bits,
+        server ? agreed->client_no_context_takeover : agreed->server_no_context_takeover,
+        config.limits.max_message_size);
     if (!server)
       compressor_ = std::make_unique<message_compressor>(agreed->client_max_window_bits, config.deflate,
                                                          agreed->client_no_context_takeover);
@@ -178,6 +179,22 @@ connection::connection(socket& owner, transport io, std::shared_ptr<const connec
 connection::~connection() {
   stop_idle_watch(); // done by the teardown, unless the event loop was torn down first
   delete own_hubs();
+}
+
+const upgrade_request& connection::request() const {
+  std::call_once(request_parsed_, [this] {
+    auto parsed = std::make_unique<upgrade_request>();
+    if (!request_head_.empty()) {
+      // The head passed these very checks during the handshake, so this cannot fail.
+      http_parser parser(http_kind::request, request_head_.size());
+      parser.feed(request_head_);
+      *parsed = check_upgrade(parser.take_head()).request;
+    }
+    request_ = std::move(parsed);
+    // The parsed request holds its own copy of the bytes.
+    std::string{}.swap(request_head_);
+  });
+  return *request_;
 }
 
 connection::socket_hubs& connection::make_own_hubs() {
@@ -439,7 +456,7 @@ void connection::begin_message(opcode op, bool streamed, bool compressed) {
   message_op_ = op;
   streamed_ = streamed;
   compressed_ = compressed;
-  inflated_text_.reset();
+  if (compressed) inflation_->text.reset();
   payload_.clear();
   assembling_ = wants_message(streamed);
 }
@@ -497,15 +514,16 @@ void connection::fail(websockets::error e) noexcept {
 }
 
 bool connection::inflate(std::span<const std::byte> bytes, bool fin) {
-  inflated_.clear();
-  if (const auto ec = inflater_->inflate(bytes, fin, inflated_)) {
+  auto& [engine, inflated, text] = *inflation_;
+  inflated.clear();
+  if (const auto ec = engine.inflate(bytes, fin, inflated)) {
     fail(static_cast<websockets::error>(ec.value()));
     return false;
   }
   // The parser checks only uncompressed text; this text is checked as it inflates,
   // failing as fast.
   if (message_op_ == opcode::text &&
-      (!inflated_text_.feed(std::string_view{inflated_}) || (fin && !inflated_text_.complete()))) {
+      (!text.feed(std::string_view{inflated}) || (fin && !text.complete()))) {
     fail(websockets::error::invalid_utf8);
     return false;
   }
@@ -515,8 +533,8 @@ bool connection::inflate(std::span<const std::byte> bytes, bool fin) {
 asio::awaitable<void> connection::on_data(std::span<const std::byte> bytes) {
   if (!compressed_) {
     co_await on_payload(bytes);
-  } else if (inflate(bytes, false) && !inflated_.empty()) {
-    co_await on_payload(std::as_bytes(std::span{inflated_.data(), inflated_.size()}));
+  } else if (inflate(bytes, false) && !inflation_->out.empty()) {
+    co_await on_payload(std::as_bytes(std::span{inflation_->out.data(), inflation_->out.size()}));
   }
 }
 
@@ -534,7 +552,8 @@ asio::awaitable<void> connection::on_end() {
   if (compressed_) {
     // What zlib still holds comes out with the message's end.
     if (!inflate({}, true)) co_return;
-    if (!inflated_.empty()) co_await on_payload(std::as_bytes(std::span{inflated_.data(), inflated_.size()}));
+    const auto& inflated = inflation_->out;
+    if (!inflated.empty()) co_await on_payload(std::as_bytes(std::span{inflated.data(), inflated.size()}));
     if (stop_reading_) co_return;
   }
   if (streamed_) {
@@ -1254,7 +1273,7 @@ generator<stream_event> socket::streams() { return connection_->streams(); }
 
 generator<event> socket::events() { return connection_->events(); }
 
-const upgrade_request& socket::request() const noexcept { return connection_->request(); }
+const upgrade_request& socket::request() const { return connection_->request(); }
 
 std::uint64_t socket::dropped_messages() const noexcept { return connection_->dropped_messages(); }
 

@@ -5,6 +5,10 @@
 #include <websockets/error.hpp>
 #include <websockets/socket.hpp>
 
+#include <optional>
+#include <string>
+#include <thread>
+
 using namespace loopback;
 using websockets::close_code;
 using websockets::opcode;
@@ -17,6 +21,40 @@ bool is_websockets_error(std::error_code ec, websockets::error e) {
 }
 
 } // namespace
+
+TEST_CASE("a socket's upgrade request, parsed when first asked for, is the one the client sent") {
+  run([](executor ex) -> asio::awaitable<void> {
+    fixture f{ex};
+    auto conns = f.srv.connections();
+    websockets::connect_options options;
+    options.handshake.origin = "http://example.com";
+    options.handshake.subprotocols = {"chat", "superchat"};
+    options.handshake.extra_headers = {{"Cookie", "theme=dark; user=\"ada\""}, {"X-Trace", "a"}, {"X-Trace", "b"}};
+    auto client = co_await websockets::connect(ex, url_of(f.srv, "/?room=7&lang=en"), options);
+    auto peer = co_await next(conns);
+
+    // Asked from two threads at once: one parse, one object.
+    const websockets::upgrade_request* seen[2]{};
+    std::thread other([&] { seen[1] = &peer->request(); });
+    seen[0] = &peer->request();
+    other.join();
+    CHECK(seen[0] == seen[1]);
+    CHECK(&peer->request() == seen[0]);
+
+    const auto& request = peer->request();
+    CHECK(request.head().method() == "GET");
+    CHECK(request.head().target() == "/?room=7&lang=en");
+    CHECK(request.head().target_url().params().contains("room"));
+    CHECK(request.key().size() == 24);
+    REQUIRE(request.subprotocols().size() == 2);
+    CHECK(request.subprotocols()[1] == "superchat");
+    CHECK(request.origin() == std::optional<std::string>{"http://example.com"});
+    CHECK(request.cookie("user") == std::optional<std::string>{"ada"});
+    CHECK(request.head().header("X-Trace") == "a, b");
+    CHECK(request.head().raw().ends_with("\r\n\r\n"));
+    (void)co_await client->close();
+  });
+}
 
 TEST_CASE("text and binary messages go both ways, whole and in order") {
   run([](executor ex) -> asio::awaitable<void> {

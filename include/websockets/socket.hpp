@@ -102,8 +102,9 @@ public:
   [[nodiscard]] generator<event> events();
 
   /// The upgrade request that opened this socket (path, query, headers, origin);
-  /// empty for a client's socket.
-  [[nodiscard]] const upgrade_request& request() const noexcept;
+  /// empty for a client's socket. The socket keeps only the request's bytes until this
+  /// is first called (from any thread), which parses them once.
+  [[nodiscard]] const upgrade_request& request() const;
 
   /// The subprotocol the handshake chose (`Sec-WebSocket-Protocol`); empty for none.
   [[nodiscard]] std::string_view subprotocol() const noexcept;
