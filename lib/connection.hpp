@@ -299,7 +299,7 @@ public:
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   /// The server loop this connection lives on: 0 for the server's executor (and clients).
-  [[nodiscard]] std::size_t loop_index() const noexcept { return loop_index_; }
+  [[nodiscard]] std::size_t loop_index() const noexcept;
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
   [[nodiscard]] websockets::role role() const noexcept { return config_->role; }
   /// Parsed from the kept head when first asked for: most servers never ask after the
@@ -466,7 +466,6 @@ private:
   asio::any_io_executor ex_;
   transport io_;
   std::shared_ptr<const connection_config> config_;
-  std::uint8_t deflate_bits_ = 0; // our messages' window bits, when permessage-deflate was agreed
   mutable std::string request_head_; // the upgrade request's raw head, until parsed
   mutable std::once_flag request_parsed_;
   mutable std::unique_ptr<const upgrade_request> request_;
@@ -474,7 +473,6 @@ private:
   std::any user_data_;
   std::shared_ptr<server_core> server_;
   server_loop* loop_ = nullptr;  // a server's socket: its loop
-  std::size_t loop_index_ = 0;
   server_hubs* hubs_ = nullptr;  // where the server's events go: its hubs, or the loop's stand-ins
   std::uint64_t id_;
   frame_parser parser_;
@@ -489,9 +487,9 @@ private:
   bool assembling_ = false;
   bool reading_ = false;       // in async_read_some: waiting on the peer, not on a consumer
   bool stop_reading_ = false;
+  websockets::error protocol_error_{};
   std::uint64_t reads_ = 0;    // reads completed, for the idle watchdog
   std::error_code read_error_;
-  websockets::error protocol_error_{};
   asio::cancellation_signal read_cancel_;
   std::shared_ptr<handoff> open_handoff_;   // the open handoff being waited at
   std::shared_ptr<handoff> stream_handoff_; // the stream_start or close handoff being waited at
@@ -508,6 +506,7 @@ private:
   std::unique_ptr<inflation> inflation_;
   std::unique_ptr<message_compressor> compressor_; // a client's own; servers share theirs
   bool compressed_ = false;   // the message being read is compressed
+  std::uint8_t deflate_bits_ = 0; // our messages' window bits, when permessage-deflate was agreed
 
   // Streams in: a pipe relays the current fragmented message.
   std::shared_ptr<pipe_state> pipe_;
@@ -545,23 +544,23 @@ private:
     if (changed_) changed_->notify_all();
   }
 
-  // Closing.
+  // Closing (the flags together, so that they pack).
+  std::uint16_t received_code_ = 0;
   bool close_sent_ = false;
   bool close_received_ = false;
-  std::uint16_t received_code_ = 0;
-  std::string received_reason_;
-  bool idle_expired_ = false;
-  bool idle_pinged_ = false;  // the watchdog pinged after a quiet period
-  std::uint64_t idle_seen_ = 0; // reads_ when the watchdog last looked
   bool close_expired_ = false;
   bool close_deadline_armed_ = false;
   bool tearing_down_ = false;
   bool give_up_ = false;  // do not wait for the peer any more: close TCP
   bool finished_ = false; // TCP closed
   bool reported_ = false; // close event out
+  bool idle_expired_ = false;
+  bool idle_pinged_ = false;  // the watchdog pinged after a quiet period
+  bool watched_ = false;      // by the loop's idle_watch
+  std::string received_reason_;
+  std::uint64_t idle_seen_ = 0; // reads_ when the watchdog last looked
   std::unique_ptr<asio::steady_timer> close_timer_; // made when a close begins
   std::unique_ptr<asio::steady_timer> idle_timer_; // a client's watchdog (a server loop watches its sockets)
-  bool watched_ = false;                           // by the loop's idle_watch
   connection* watch_prev_ = nullptr;
   connection* watch_next_ = nullptr;
   std::unique_ptr<notifier> closed_; // made when close() waits

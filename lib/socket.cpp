@@ -46,8 +46,8 @@ event to_event(stream_event&& e) {
 // that start them), cached per thread by size: Asio's own cache keeps two blocks per
 // thread, which the operations of many connections evict all the time, so that every
 // write would otherwise allocate.
-constexpr std::size_t handler_chunk = 64;
-constexpr std::size_t handler_classes = 16; // blocks of up to 1 KiB are cached
+constexpr std::size_t handler_chunk = 16;  // fine-grained: an idle connection holds one such block
+constexpr std::size_t handler_classes = 64; // blocks of up to 1 KiB are cached
 constexpr std::size_t handler_cached = 64;  // per size
 
 thread_local bool handler_cache_gone = false; // trivially destructible: valid to the end
@@ -153,7 +153,6 @@ connection::connection(socket& owner, transport io, std::shared_ptr<const connec
       request_head_(request_head),
       server_(std::move(server)),
       loop_(loop),
-      loop_index_(loop ? loop->index : 0),
       hubs_(loop ? loop->hubs : nullptr),
       id_(id),
       parser_(parser_options{.role = config_->role,
@@ -220,6 +219,8 @@ void connection::start(std::span<const std::byte> initial, std::shared_ptr<hando
     run_reader(read_start(std::move(open)));
   }
 }
+
+std::size_t connection::loop_index() const noexcept { return loop_ ? loop_->index : 0; }
 
 asio::ip::tcp::endpoint connection::remote_endpoint() const noexcept {
   std::error_code ec;

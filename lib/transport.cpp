@@ -101,7 +101,7 @@ bool transport::inject_fault() noexcept {
 asio::awaitable<std::error_code> transport::accept_tls() {
   if (!tls_) co_return std::error_code{};
   if (inject_fault()) co_return make_error_code(asio::error::connection_reset);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, nothrow);
+  auto [ec] = co_await tls_->stream.async_handshake(asio::ssl::stream_base::server, nothrow);
   co_return ec;
 }
 
@@ -111,21 +111,21 @@ asio::awaitable<std::error_code> transport::connect_tls(std::string_view host, c
   std::error_code not_address;
   (void)asio::ip::make_address(name, not_address);
   // SNI carries host names only (RFC 6066), never an address.
-  if (not_address) SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+  if (not_address) SSL_set_tlsext_host_name(tls_->stream.native_handle(), name.c_str());
   if (tls.verify) {
-    tls_->set_verify_mode(asio::ssl::verify_peer);
-    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+    tls_->stream.set_verify_mode(asio::ssl::verify_peer);
+    tls_->stream.set_verify_callback(asio::ssl::host_name_verification(name));
   } else {
-    tls_->set_verify_mode(asio::ssl::verify_none);
+    tls_->stream.set_verify_mode(asio::ssl::verify_none);
   }
   if (inject_fault()) co_return make_error_code(asio::error::connection_reset);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, nothrow);
+  auto [ec] = co_await tls_->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
   co_return ec;
 }
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(asio::mutable_buffer buffer) {
   if (inject_fault()) co_return std::tuple{make_error_code(asio::error::connection_reset), std::size_t{0}};
-  if (tls_) co_return co_await tls_->async_read_some(buffer, nothrow);
+  if (tls_) co_return co_await tls_->stream.async_read_some(buffer, nothrow);
   co_return co_await tcp_.async_read_some(buffer, nothrow);
 }
 
@@ -133,7 +133,7 @@ asio::awaitable<std::error_code> transport::write(std::string_view bytes) {
   if (inject_fault()) co_return make_error_code(asio::error::connection_reset);
   const auto buffer = asio::buffer(bytes);
   if (tls_) {
-    auto [ec, size] = co_await asio::async_write(*tls_, buffer, nothrow);
+    auto [ec, size] = co_await asio::async_write(tls_->stream, buffer, nothrow);
     (void)size;
     co_return ec;
   }

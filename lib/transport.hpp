@@ -49,14 +49,12 @@ public:
   explicit transport(asio::ip::tcp::socket tcp) : tcp_(std::move(tcp)) {}
   /// TLS over `tcp` (its handshake still to be done), with settings from `context`.
   transport(asio::ip::tcp::socket tcp, std::shared_ptr<asio::ssl::context> context)
-      : tcp_(tcp.get_executor()),
-        context_(std::move(context)),
-        tls_(std::make_unique<tls_stream>(std::move(tcp), *context_)) {}
+      : tcp_(tcp.get_executor()), tls_(std::make_unique<tls_layer>(std::move(tcp), std::move(context))) {}
 
   [[nodiscard]] bool secure() const noexcept { return tls_ != nullptr; }
   /// The TCP socket, under TLS or not.
-  [[nodiscard]] asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->next_layer() : tcp_; }
-  [[nodiscard]] const asio::ip::tcp::socket& tcp() const noexcept { return tls_ ? tls_->next_layer() : tcp_; }
+  [[nodiscard]] asio::ip::tcp::socket& tcp() noexcept { return tls_ ? tls_->stream.next_layer() : tcp_; }
+  [[nodiscard]] const asio::ip::tcp::socket& tcp() const noexcept { return tls_ ? tls_->stream.next_layer() : tcp_; }
 
   /// The TLS handshake as a server. Nothing to do for plain TCP.
   asio::awaitable<std::error_code> accept_tls();
@@ -89,7 +87,7 @@ public:
       asio::post(tcp().get_executor(),
                  [h = std::forward<Handler>(handler)]() mutable { h(make_error_code(asio::error::connection_reset), 0); });
     } else if (tls_) {
-      asio::async_write(*tls_, buffers, std::forward<Handler>(handler));
+      asio::async_write(tls_->stream, buffers, std::forward<Handler>(handler));
     } else {
       asio::async_write(tcp_, buffers, std::forward<Handler>(handler));
     }
@@ -105,9 +103,16 @@ private:
   /// True when the fault plan says this operation fails.
   static bool inject_fault() noexcept;
 
+  // TLS's state, made only for TLS: a plain connection carries one pointer of it.
+  struct tls_layer {
+    tls_layer(asio::ip::tcp::socket tcp, std::shared_ptr<asio::ssl::context> settings)
+        : context(std::move(settings)), stream(std::move(tcp), *context) {}
+    std::shared_ptr<asio::ssl::context> context; // outlives the stream
+    tls_stream stream;
+  };
+
   asio::ip::tcp::socket tcp_; // plain TCP; unused under TLS
-  std::shared_ptr<asio::ssl::context> context_;
-  std::unique_ptr<tls_stream> tls_;
+  std::unique_ptr<tls_layer> tls_;
 };
 
 } // namespace websockets::detail
