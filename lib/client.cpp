@@ -75,9 +75,9 @@ std::optional<deflate_params> accepted_compression(const response_check& check, 
 }
 
 detail::transport transport_for(const asio::any_io_executor& executor, bool secure, const client_tls& tls) {
-  asio::ip::tcp::socket tcp{executor};
-  if (secure) return detail::transport{std::move(tcp), detail::make_client_tls(tls)};
-  return detail::transport{std::move(tcp)};
+  auto& context = detail::io_context_of(executor);
+  if (secure) return detail::transport{detail::tcp_socket{context}, detail::make_client_tls(tls)};
+  return detail::transport{detail::tcp_socket{context}};
 }
 
 asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor executor, std::string url,
@@ -100,7 +100,7 @@ asio::awaitable<std::shared_ptr<socket>> connect_to(asio::any_io_executor execut
   if (!check) throw std::system_error(make_error_code(check.failure), "WebSocket handshake");
 
   auto config = std::make_shared<const detail::connection_config>(detail::config_from(role::client, options));
-  auto sock = detail::socket_access::create(std::move(io), std::move(config),
+  auto sock = detail::socket_access::create(std::move(io), executor, std::move(config),
                                             accepted_compression(check, options.deflate), {}, nullptr);
   detail::socket_access::get(*sock).set_accepted(check.subprotocol, {});
   // Reading starts on the next turn, so that the caller can subscribe first.

@@ -277,7 +277,7 @@ public:
   /// `config` is shared by the sockets of a server; `compression` is what this socket's
   /// handshake agreed, if anything; `request_head` the raw upgrade request a server
   /// accepted (empty for a client).
-  connection(socket& owner, transport io, std::shared_ptr<const connection_config> config,
+  connection(socket& owner, transport io, asio::any_io_executor ex, std::shared_ptr<const connection_config> config,
              const std::optional<deflate_params>& compression, std::string_view request_head,
              std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id);
   connection(const connection&) = delete;
@@ -525,6 +525,7 @@ private:
   bool overflowed_ = false;        // closed by overflow_policy::close
   bool writing_ = false;       // a gather write is in flight
   bool write_scheduled_ = false; // start_write is posted
+  bool plain_executor_ = false;  // ex_ is the socket's io_context's own: its handlers need no binding
   std::error_code write_error_;
   // The frames of the write in flight (swapped with the queues, so their storage is reused).
   std::vector<control_frame> writing_control_;
@@ -599,7 +600,9 @@ private:
 
 /// What the server and `pipe` reach inside a socket.
 struct socket_access {
-  static std::shared_ptr<socket> create(transport io, std::shared_ptr<const connection_config> config,
+  /// `ex`: where the socket's handlers run (its loop's executor, a client's own).
+  static std::shared_ptr<socket> create(transport io, asio::any_io_executor ex,
+                                        std::shared_ptr<const connection_config> config,
                                         const std::optional<deflate_params>& compression, std::string_view request_head,
                                         std::shared_ptr<server_core> server, server_loop* loop = nullptr);
   static connection& get(socket& s) noexcept { return *s.connection_; }

@@ -149,7 +149,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
   if (url.secure) tls_ = make_server_tls(options_.tls);
   check_redis_option(options_.redis);
   if (options_.threads == 0) throw std::invalid_argument("server threads must be at least 1");
-  if (options_.threads > 1 && !ex_.target<asio::io_context::executor_type>())
+  if (options_.threads > 1 && !target_as<asio::io_context::executor_type>(ex_))
     throw std::invalid_argument("a server with threads > 1 runs on an io_context's executor");
   const std::size_t read_buffer = std::max<std::size_t>(config_->read_buffer, 512);
   for (std::size_t i = 0; i < options_.threads; ++i) {
@@ -223,7 +223,7 @@ void server_loop::run_here(std::function<void()> f) {
 }
 
 server_loop& server_core::loop_of(const asio::any_io_executor& ex) {
-  if (const auto* io = ex.target<asio::io_context::executor_type>())
+  if (const auto* io = target_as<asio::io_context::executor_type>(ex))
     for (auto& loop : loops_)
       if (loop->context && &io->context() == loop->context.get()) return *loop;
   return *loops_.front();
@@ -325,12 +325,9 @@ asio::awaitable<void> server_core::accept_loop(asio::ip::tcp::acceptor& acceptor
     // Sockets go to the loops in turn, each accepted straight onto its loop's io_context.
     server_loop& loop = *loops_[next_loop_ % loops_.size()];
     std::error_code ec;
-    asio::ip::tcp::socket tcp{loop.ex};
-    if (loops_.size() == 1) {
-      std::tie(ec, tcp) = co_await acceptor.async_accept(nothrow);
-    } else {
-      std::tie(ec, tcp) = co_await acceptor.async_accept(loop.ex, nothrow);
-    }
+    asio::io_context& context = io_context_of(loop.ex);
+    tcp_socket tcp{context};
+    std::tie(ec, tcp) = co_await acceptor.async_accept(context, nothrow);
     if (stopping_) break;
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
@@ -340,7 +337,7 @@ asio::awaitable<void> server_core::accept_loop(asio::ip::tcp::acceptor& acceptor
       continue;
     }
     ++next_loop_;
-    asio::co_spawn(loop.ex, handle(std::move(tcp), {}, loop), asio::detached);
+    asio::co_spawn(loop.ex, handle(std::move(tcp), {}, loop, loop.ex), asio::detached);
   }
 }
 
@@ -368,10 +365,9 @@ asio::awaitable<void> server_core::answer(transport& io, std::string response) {
   io.close();
 }
 
-asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string already_read,
-                                         server_loop& loop) {
+asio::awaitable<void> server_core::handle(tcp_socket tcp, std::string already_read, server_loop& loop,
+                                         asio::any_io_executor ex) {
   auto self = shared_from_this();
-  const auto ex = loop.ex; // the handshake runs on the socket's loop
   const bool home = loop.index == 0; // on the server's executor: no hop for its hooks
   server_hubs* hubs = loop.hubs;
   std::error_code ignored;
@@ -381,7 +377,7 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
   // Known to stop() while the handshake runs, so that it can be cut short.
   struct tracked {
     server_loop& loop;
-    asio::ip::tcp::socket* tcp;
+    tcp_socket* tcp;
     void forget() {
       if (tcp) loop.handshaking.erase(tcp);
       tcp = nullptr;
@@ -505,7 +501,8 @@ asio::awaitable<void> server_core::handle(asio::ip::tcp::socket tcp, std::string
     co_return;
   }
   tracking.forget();
-  auto sock = socket_access::create(std::move(io), config_, compression, check.request.head().raw(), self, &loop);
+  auto sock =
+      socket_access::create(std::move(io), ex, config_, compression, check.request.head().raw(), self, &loop);
   socket_access::get(*sock).set_accepted(std::move(decision.subprotocol), std::move(decision.user_data));
   add(sock);
   // The reader waits until the consumers of `open` have had their chance to subscribe
@@ -960,10 +957,12 @@ asio::awaitable<void> server::accept(asio::ip::tcp::socket tcp, std::string_view
   if (core_->tls_ && !already_read.empty())
     throw std::invalid_argument("a wss:// server does the TLS handshake itself: hand it a connection before reading");
   if (!core_->stopping_) core_->start_redis();
-  auto& loop = core_->loop_of(tcp.get_executor());
-  if (loop.index == 0) return core_->handle(std::move(tcp), std::string(already_read), loop);
+  auto ex = tcp.get_executor();
+  auto& loop = core_->loop_of(ex);
+  auto adopted = detail::adopt(std::move(tcp), detail::io_context_of(ex));
+  if (loop.index == 0) return core_->handle(std::move(adopted), std::string(already_read), loop, std::move(ex));
   // A connection of one of the server's own loops: its handshake runs there.
-  return asio::co_spawn(loop.ex, core_->handle(std::move(tcp), std::string(already_read), loop),
+  return asio::co_spawn(loop.ex, core_->handle(std::move(adopted), std::string(already_read), loop, std::move(ex)),
                         detail::hop_token());
 }
 

@@ -73,7 +73,7 @@ struct server_loop {
   std::array<std::unique_ptr<message_compressor>, 16> compressors; // by window bits
   server_hubs* hubs = nullptr;            // where this loop's sockets report events
   std::unique_ptr<server_hubs> stand_ins; // loops past the first: forwarding to the server's
-  std::set<asio::ip::tcp::socket*> handshaking;
+  std::set<tcp_socket*> handshaking;
   // Deliveries to this loop's peers posted by the server's executor and not done yet
   // (and the bytes of their largest frames), and where it waits past `max_in_flight`
   // of them or an eighth of `max_queued_bytes` (used on the server's executor only).
@@ -95,7 +95,9 @@ public:
   // Listening and handshakes.
   void bind();
   asio::awaitable<void> accept_all();
-  asio::awaitable<void> handle(asio::ip::tcp::socket tcp, std::string already_read, server_loop& loop);
+  /// Runs the handshake of `tcp`, whose handlers run on `ex` (its loop's executor, or
+  /// the executor of a connection handed to `server::accept`).
+  asio::awaitable<void> handle(tcp_socket tcp, std::string already_read, server_loop& loop, asio::any_io_executor ex);
   /// The loop whose io_context `ex` belongs to; the first when none does.
   server_loop& loop_of(const asio::any_io_executor& ex);
   /// Stops and joins the threads of the loops past the first (after `shutdown_now`):

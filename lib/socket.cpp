@@ -7,6 +7,7 @@
 
 #include <asio/bind_allocator.hpp>
 #include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -168,22 +169,25 @@ std::uint64_t encoded_frames() noexcept {
   return sum;
 }
 
-std::shared_ptr<socket> socket_access::create(transport io, std::shared_ptr<const connection_config> config,
+std::shared_ptr<socket> socket_access::create(transport io, asio::any_io_executor ex,
+                                              std::shared_ptr<const connection_config> config,
                                               const std::optional<deflate_params>& compression,
                                               std::string_view request_head,
                                               std::shared_ptr<server_core> server, server_loop* loop) {
   std::shared_ptr<socket> s{new socket{nullptr}};
-  s->connection_ = std::make_unique<connection>(*s, std::move(io), std::move(config), compression, request_head,
+  s->connection_ = std::make_unique<connection>(*s, std::move(io), std::move(ex), std::move(config), compression,
+                                                request_head,
                                                 std::move(server), loop, ++last_socket_id);
   return s;
 }
 
-connection::connection(socket& owner, transport io, std::shared_ptr<const connection_config> shared_config,
+connection::connection(socket& owner, transport io, asio::any_io_executor ex,
+                       std::shared_ptr<const connection_config> shared_config,
                        const std::optional<deflate_params>& compression, std::string_view request_head,
                        std::shared_ptr<server_core> server, server_loop* loop, std::uint64_t id)
     : owner_(owner),
       loop_keep_(loop ? loop->context : nullptr),
-      ex_(io.tcp().get_executor()),
+      ex_(std::move(ex)),
       io_(std::move(io)),
       config_(std::move(shared_config)),
       request_head_(request_head),
@@ -197,6 +201,7 @@ connection::connection(socket& owner, transport io, std::shared_ptr<const connec
       writer_(config_->role),
       buffers_(loop ? loop->buffers : std::make_shared<buffer_pool>(std::max<std::size_t>(config_->read_buffer, 512))) {
   const connection_config& config = *config_;
+  plain_executor_ = target_as<asio::io_context::executor_type>(ex_) != nullptr;
   if (const auto& agreed = compression) {
     // The peer compresses with its own window and context settings; we inflate for them.
     const bool server = config.role == role::server;
@@ -313,8 +318,10 @@ void connection::wait_for_bytes() {
     asio::post(ex_, [on_ready = std::move(on_ready)]() mutable {
       on_ready(make_error_code(asio::error::connection_reset));
     });
-  } else {
+  } else if (plain_executor_) {
     io_.wait_readable(std::move(on_ready));
+  } else {
+    io_.wait_readable(asio::bind_executor(ex_, std::move(on_ready)));
   }
 }
 
@@ -866,7 +873,7 @@ void connection::schedule_write() {
   });
   // Through the io_context's own executor when that is ours: posting through the
   // type-erased one would allocate past the handler's allocator.
-  if (const auto* io = ex_.target<asio::io_context::executor_type>()) {
+  if (const auto* io = target_as<asio::io_context::executor_type>(ex_)) {
     asio::post(*io, std::move(flush));
   } else {
     asio::post(ex_, std::move(flush));
@@ -908,9 +915,14 @@ void connection::start_write() {
     write_buffers_.assign(1, asio::buffer(tls_out_));
   }
   // A span: the write keeps no copy of the buffer list.
-  io_.async_write(std::span<const asio::const_buffer>{write_buffers_},
-                  asio::bind_allocator(handler_allocator<void>{},
-                                       [this, me = self()](std::error_code ec, std::size_t) { on_written(ec); }));
+  const std::span<const asio::const_buffer> buffers{write_buffers_};
+  auto done = asio::bind_allocator(handler_allocator<void>{},
+                                   [this, me = self()](std::error_code ec, std::size_t) { on_written(ec); });
+  if (plain_executor_) {
+    io_.async_write(buffers, std::move(done));
+  } else {
+    io_.async_write(buffers, asio::bind_executor(ex_, std::move(done)));
+  }
 }
 
 void connection::on_written(std::error_code ec) {

@@ -2,6 +2,7 @@
 #include "transport.hpp"
 
 #include <asio/ip/address.hpp>
+#include <asio/strand.hpp>
 #include <asio/ssl/host_name_verification.hpp>
 
 #include <openssl/err.h>
@@ -12,6 +13,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace websockets::detail {
 namespace {
@@ -142,6 +145,37 @@ asio::awaitable<std::error_code> transport::write(std::string_view bytes) {
   co_return ec;
 }
 
+namespace {
+
+template <class Executor>
+asio::io_context* context_under(const asio::any_io_executor& ex) {
+  if (const auto* plain = target_as<Executor>(ex)) return &plain->context();
+  if (const auto* strand = target_as<asio::strand<Executor>>(ex)) return &strand->get_inner_executor().context();
+  return nullptr;
+}
+
+} // namespace
+
+asio::io_context& io_context_of(const asio::any_io_executor& ex) {
+  using untracked = asio::io_context::executor_type;
+  using tracked = std::decay_t<decltype(asio::require(std::declval<untracked>(), asio::execution::outstanding_work.tracked))>;
+  if (auto* context = context_under<untracked>(ex)) return *context;
+  if (auto* context = context_under<tracked>(ex)) return *context;
+  throw std::invalid_argument("websockets: connections run on an io_context's executor or a strand of one");
+}
+
+tcp_socket adopt(asio::ip::tcp::socket tcp, asio::io_context& context) {
+  tcp_socket adopted{context};
+  if (!tcp.is_open()) return adopted;
+  std::error_code ec;
+  const auto protocol = tcp.local_endpoint(ec).protocol();
+  if (ec) return adopted; // not connected: left closed
+  const auto handle = tcp.release(ec);
+  if (ec) return adopted;
+  adopted.assign(protocol, handle, ec);
+  return adopted;
+}
+
 std::size_t transport::read_now(asio::mutable_buffer buffer, std::error_code& ec) {
   return tcp_.read_some(buffer, ec);
 }
@@ -153,7 +187,7 @@ void transport::cancel() noexcept {
 
 void transport::close() noexcept {
   std::error_code ignored;
-  tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  tcp().shutdown(tcp_socket::shutdown_both, ignored);
   tcp().close(ignored);
 }
 

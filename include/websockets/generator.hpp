@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -48,11 +49,19 @@ inline constexpr auto nothrow = asio::experimental::as_tuple(asio::use_awaitable
 /// thread's coroutine.
 inline auto hop_token() { return asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable); }
 
+/// `ex`'s target when it is a `T`, else null. (Asio 1.22's `any_executor::target` does
+/// not check the type: asked for an io_context's executor, it hands out a strand's
+/// inner executor, and whatever went through it bypassed the strand.)
+template <class T>
+[[nodiscard]] const T* target_as(const asio::any_io_executor& ex) noexcept {
+  return ex.target_type() == typeid(T) ? ex.target<T>() : nullptr;
+}
+
 /// True when code running now may use objects of `ex` without a hop: `ex` is an
 /// io_context's executor and this thread runs that io_context, or `ex` is of another
 /// kind (a strand, ...), which this library takes to be the caller's own.
 [[nodiscard]] inline bool running_here(const asio::any_io_executor& ex) noexcept {
-  if (const auto* io = ex.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
+  if (const auto* io = target_as<asio::io_context::executor_type>(ex)) return io->running_in_this_thread();
   return true;
 }
 
