@@ -301,6 +301,10 @@ public:
   /// The server loop this connection lives on: 0 for the server's executor (and clients).
   [[nodiscard]] std::size_t loop_index() const noexcept;
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
+  /// `running_here(executor())`, without comparing the executor's type each time.
+  [[nodiscard]] bool on_its_thread() const noexcept {
+    return !plain_executor_ || ex_.target<asio::io_context::executor_type>()->running_in_this_thread();
+  }
   [[nodiscard]] websockets::role role() const noexcept { return config_->role; }
   /// Parsed from the kept head when first asked for: most servers never ask after the
   /// handshake, and the parsed form is about three times the size of the head.

@@ -873,7 +873,8 @@ void connection::schedule_write() {
   });
   // Through the io_context's own executor when that is ours: posting through the
   // type-erased one would allocate past the handler's allocator.
-  if (const auto* io = target_as<asio::io_context::executor_type>(ex_)) {
+  if (plain_executor_) {
+    const auto* io = ex_.target<asio::io_context::executor_type>(); // checked once, at construction
     asio::post(*io, std::move(flush));
   } else {
     asio::post(ex_, std::move(flush));
@@ -1020,7 +1021,7 @@ void connection::begin_close(close_code code, std::string_view reason) {
 template <class T>
 generator<T> connection::subscribe(hub<T> socket_hubs::*kind) {
   hub<T>& h = make_own_hubs().*kind;
-  if (running_here(ex_)) {
+  if (on_its_thread()) {
     release_handoff();
     auto made = h.subscribe(ex_);
     if (reported_) h.end(); // the hubs were made after the socket ended: nothing will come
@@ -1300,17 +1301,17 @@ asio::awaitable<std::error_code> socket::send(std::span<const std::byte> bytes) 
 
 asio::awaitable<std::error_code> socket::send(websockets::opcode opcode,
                                               std::span<const std::byte> payload) {
-  if (detail::running_here(executor())) return connection_->send(opcode, payload);
+  if (connection_->on_its_thread()) return connection_->send(opcode, payload);
   return on_socket_loop(shared_from_this(), connection_->send(opcode, payload));
 }
 
 asio::awaitable<std::error_code> socket::ping(std::span<const std::byte> payload) {
-  if (detail::running_here(executor())) return connection_->ping(payload);
+  if (connection_->on_its_thread()) return connection_->ping(payload);
   return on_socket_loop(shared_from_this(), connection_->ping(payload));
 }
 
 asio::awaitable<std::error_code> socket::close(close_code code, std::string_view reason) {
-  if (detail::running_here(executor())) return connection_->close(code, reason);
+  if (connection_->on_its_thread()) return connection_->close(code, reason);
   return on_socket_loop(shared_from_this(), connection_->close(code, reason));
 }
 
