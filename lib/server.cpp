@@ -142,6 +142,7 @@ server_core::server_core(asio::any_io_executor ex, server_options options)
       stream_free_(ex_),
       stream_turn_(ex_) {
   scale_with(open_sockets_);
+  (void)io_context_of(ex_); // refuses, now rather than at the first connection, executors of no io_context
   auto url = parse_url(options_.url);
   host_ = std::move(url.host);
   port_ = std::move(url.port);

@@ -296,10 +296,11 @@ TEST_CASE("threads: a server and its clients on a strand: every generator resume
   if (failure) std::rethrow_exception(failure);
 }
 
-TEST_CASE("threads: a client on an executor that is not an io_context's is refused") {
+TEST_CASE("threads: a server or client on an executor that is not an io_context's is refused") {
   asio::thread_pool pool{1};
   auto attempt = asio::co_spawn(pool, websockets::connect(pool.get_executor(), "ws://127.0.0.1:9/"), asio::use_future);
   CHECK_THROWS_AS(attempt.get(), std::invalid_argument);
+  CHECK_THROWS_AS((websockets::server{pool.get_executor(), local()}), std::invalid_argument);
 }
 
 TEST_CASE("threads: pipe relays a stream from a socket of another loop to every loop") {

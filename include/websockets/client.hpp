@@ -64,7 +64,8 @@ struct connect_options {
 /// with a system error when the connection fails (an `asio::error::get_ssl_category()`
 /// one when TLS fails, a certificate that does not verify included) or
 /// `error::handshake_timeout` after the handshake timeout, and `std::invalid_argument`
-/// for a url it cannot use.
+/// for a url it cannot use or an executor that is neither an io_context's nor a strand
+/// of one (the socket's completions run on `executor`).
 ///
 /// With g++ 12, name the options before the call (`connect_options o{...}; co_await
 /// connect(ex, url, o);`): it miscompiles an aggregate temporary written inside a

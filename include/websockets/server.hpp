@@ -145,8 +145,8 @@ struct pipe_options {
   bool include_sender = false;
 };
 
-/// A WebSocket server. Runs on one executor: use a single-threaded io_context, or a
-/// strand. `co_await stop()` before destroying it to close sockets gracefully;
+/// A WebSocket server. Runs on one executor: a single-threaded io_context's, or a
+/// strand of one (README, Threads). `co_await stop()` before destroying it to close sockets gracefully;
 /// destroying a running server drops its connections.
 ///
 /// Threads (`server_options::threads` > 1). The server's own calls (listen, accept,
@@ -171,8 +171,9 @@ struct pipe_options {
 class server {
 public:
   /// A server; listens only when `listen()` is called. Throws `std::invalid_argument`
-  /// for a url that is not `ws[s]://host[:port][/path]`, and for a `wss://` url whose
-  /// certificate or key cannot be used.
+  /// for an executor that is neither an io_context's nor a strand of one, for a url that
+  /// is not `ws[s]://host[:port][/path]`, and for a `wss://` url whose certificate or key
+  /// cannot be used.
   explicit server(asio::any_io_executor executor, server_options options = {});
   server(const server&) = delete;
   server& operator=(const server&) = delete;
