@@ -7,6 +7,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -173,6 +174,7 @@ tcp_socket adopt(asio::ip::tcp::socket tcp, asio::io_context& context) {
   const auto handle = tcp.release(ec);
   if (ec) return adopted;
   adopted.assign(protocol, handle, ec);
+  if (ec) ::close(handle); // released from `tcp` and not taken: nobody else would close it
   return adopted;
 }
 
